@@ -1,0 +1,45 @@
+# weft: see README.md. Every target works on a fresh Debian machine as root.
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET := x86_64-unknown-linux-gnu
+STATIC_BIN := target/$(TARGET)/release/weft
+DEB_PACKAGES := build-essential pkg-config protobuf-compiler iproute2 iptables \
+	containernetworking-plugins hyperfine time jq file
+
+.PHONY: all build static test validate bench demo vendor deps clean
+
+all: build
+
+# Installs the Debian packages the build, tests, demo and benchmark need (only the missing ones).
+deps:
+	@scripts/ensure-deps.sh $(DEB_PACKAGES)
+
+build:
+	$(CARGO) build --locked
+
+# A static-pie glibc binary: no musl target is available, and the binary must run anywhere.
+static:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --locked --release --target $(TARGET)
+	@file $(STATIC_BIN) || true
+	@ldd $(STATIC_BIN) 2>&1 || true
+
+validate:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Unit tests, then the black-box, differential and concurrency tests (root, throwaway netns).
+test: deps validate
+	$(CARGO) test --locked -- --test-threads=4
+
+bench: deps static
+	scripts/bench.sh $(STATIC_BIN)
+
+demo: deps build
+	scripts/demo.sh target/debug/weft
+
+vendor:
+	$(CARGO) vendor --locked vendor > .cargo-vendor-config.toml
+	@echo "vendored into vendor/; see .cargo-vendor-config.toml for the source replacement"
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,79 @@
+//! The weft binary: one table of applets, dispatched on the name it was called by
+//! (`/opt/cni/bin/host-local` → host-local) or on its first argument (`weft host-local`).
+
+mod dispatch;
+mod host_local;
+mod install;
+mod loopback;
+mod reserved;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use weft::cni::delegate::InProcessFn;
+
+/// One applet: its name, a line for `--list`, its entry point, and its in-process CNI entry when
+/// it is a CNI plugin other plugins may delegate to.
+pub struct Applet {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub main: fn(Vec<OsString>) -> ExitCode,
+    pub in_process: Option<InProcessFn>,
+}
+
+/// Every name weft answers to. `--install` links each of them.
+pub const APPLETS: &[Applet] = &[
+    Applet {
+        name: "bridge",
+        summary: "CNI plugin: veth pair into a Linux bridge (not built yet)",
+        main: reserved::main_bridge,
+        in_process: None,
+    },
+    Applet {
+        name: "ptp",
+        summary: "CNI plugin: point-to-point veth with host routes (not built yet)",
+        main: reserved::main_ptp,
+        in_process: None,
+    },
+    Applet {
+        name: "loopback",
+        summary: "CNI plugin: bring up lo in the container",
+        main: loopback::main,
+        in_process: Some(weft::cni::skel::in_process::<loopback::Loopback>),
+    },
+    Applet {
+        name: "host-local",
+        summary: "CNI IPAM plugin: addresses from local ranges, state on disk",
+        main: host_local::main,
+        in_process: Some(weft::cni::skel::in_process::<host_local::HostLocal>),
+    },
+    Applet {
+        name: "flannel",
+        summary: "CNI meta-plugin: delegates to bridge with flanneld's subnet (not built yet)",
+        main: reserved::main_flannel,
+        in_process: None,
+    },
+    Applet {
+        name: "flanneld",
+        summary: "overlay daemon: etcd subnet leases, udp/vxlan/host-gw (not built yet)",
+        main: reserved::main_flanneld,
+        in_process: None,
+    },
+    Applet {
+        name: "mk-docker-opts",
+        summary: "turn subnet.env into docker daemon options (not built yet)",
+        main: reserved::main_mk_docker_opts,
+        in_process: None,
+    },
+];
+
+pub fn find_applet(name: &str) -> Option<&'static Applet> {
+    APPLETS.iter().find(|a| a.name == name)
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    weft::cni::delegate::register_in_process(|name| find_applet(name).and_then(|a| a.in_process));
+    dispatch::run(std::env::args_os().collect())
+}

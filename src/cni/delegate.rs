@@ -1,0 +1,174 @@
+//! Calling another plugin (IPAM from bridge/ptp, bridge from flannel) as the spec requires:
+//! found on `CNI_PATH`, given our whole environment with only `CNI_COMMAND` changed, and exactly
+//! the stdin bytes we choose. When the plugin found is this very binary (same inode as
+//! /proc/self/exe), it runs in-process instead of being exec'd.
+
+use super::env::{CmdArgs, Command};
+use super::error::{Code, Error};
+use super::result::CniResult;
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A plugin run in-process: stdout text on success, the error otherwise.
+pub type InProcessFn = fn(&CmdArgs) -> std::result::Result<Option<String>, Error>;
+
+/// Maps a plugin name to its in-process entry, if this binary has one.
+pub type Lookup = fn(&str) -> Option<InProcessFn>;
+
+static IN_PROCESS: OnceLock<Lookup> = OnceLock::new();
+
+/// Tells the library which plugins this binary can run in-process. Called once by the binary.
+pub fn register_in_process(lookup: Lookup) {
+    let _ = IN_PROCESS.set(lookup);
+}
+
+/// Finds `plugin` in the `:`-separated `cni_path`: the first `<dir>/<plugin>` that is a regular
+/// file (symlinks followed).
+pub fn find(plugin: &str, cni_path: &str) -> Result<PathBuf> {
+    if plugin.is_empty() {
+        bail!("no plugin name provided");
+    }
+    if plugin.contains('/') {
+        bail!("invalid plugin name: {plugin}");
+    }
+    let dirs: Vec<&str> = cni_path.split(':').filter(|d| !d.is_empty()).collect();
+    if dirs.is_empty() {
+        bail!("no paths provided");
+    }
+    for dir in &dirs {
+        let p = PathBuf::from(dir).join(plugin);
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+            return Ok(p);
+        }
+    }
+    bail!("failed to find plugin {plugin:?} in path {dirs:?}")
+}
+
+fn is_this_binary(p: &std::path::Path) -> bool {
+    match (std::fs::metadata(p), std::fs::metadata("/proc/self/exe")) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Runs `plugin` for `verb` and returns its stdout. The plugin's own error object comes back as
+/// a typed [`Error`], so its code survives unless a caller adds context.
+pub fn invoke(plugin: &str, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<Vec<u8>> {
+    let path = find(plugin, &args.path)?;
+    if is_this_binary(&path) {
+        if let Some(entry) = IN_PROCESS.get().and_then(|lookup| lookup(plugin)) {
+            log::debug!("delegating {} to {plugin} in-process", verb.as_str());
+            let mut sub = args.clone();
+            sub.command = verb;
+            sub.stdin = stdin.to_vec();
+            return match entry(&sub) {
+                Ok(out) => Ok(out.unwrap_or_default().into_bytes()),
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+    exec(&path, verb, stdin, args)
+}
+
+fn exec(path: &std::path::Path, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<Vec<u8>> {
+    let mut attempt = 0;
+    let mut child = loop {
+        let mut cmd = std::process::Command::new(path);
+        cmd.envs(args.env_for(verb))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match cmd.spawn() {
+            Ok(c) => break c,
+            // The binary is being replaced under us (an upgrade): Go's invoke retries 5 times.
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e).with_context(|| format!("failed to exec {path:?}")),
+        }
+    };
+    let mut child_in = child.stdin.take().context("child stdin")?;
+    let input = stdin.to_vec();
+    // Write on a thread so a plugin that prints before reading all of stdin cannot deadlock us.
+    let writer = std::thread::spawn(move || {
+        let _ = child_in.write_all(&input);
+    });
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("failed to wait for {path:?}"))?;
+    let _ = writer.join();
+    if !out.stderr.is_empty() {
+        let _ = std::io::stderr().write_all(&out.stderr);
+    }
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    if out.stdout.is_empty() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if stderr.is_empty() {
+            bail!("netplugin failed with no error message: {}", out.status);
+        }
+        bail!("netplugin failed: {stderr:?}: {}", out.status);
+    }
+    match Error::from_json(&out.stdout) {
+        Some(e) => Err(e.into()),
+        None => Err(anyhow!(
+            "netplugin failed but error parsing its diagnostic message {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )),
+    }
+}
+
+/// Delegated ADD: the plugin's result, read in whatever version it printed (a missing
+/// `cniVersion` is taken to be `conf_version`).
+pub fn add(plugin: &str, stdin: &[u8], args: &CmdArgs, conf_version: &str) -> Result<CniResult> {
+    let out = invoke(plugin, Command::Add, stdin, args)?;
+    let value: serde_json::Value = serde_json::from_slice(&out).map_err(|e| {
+        Error::new(
+            Code::DecodingFailure,
+            format!("failed to decode {plugin} result"),
+        )
+        .with_details(e.to_string())
+    })?;
+    let (res, _) = CniResult::parse(&value, conf_version)?;
+    Ok(res)
+}
+
+/// Delegated DEL, CHECK, STATUS or GC: success or the plugin's error.
+pub fn call(plugin: &str, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<()> {
+    invoke(plugin, verb, stdin, args).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_rules() {
+        assert_eq!(
+            find("", "/x").unwrap_err().to_string(),
+            "no plugin name provided"
+        );
+        assert!(find("a/b", "/x")
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid plugin name"));
+        assert_eq!(find("x", "").unwrap_err().to_string(), "no paths provided");
+        let e = find("weft-no-such-plugin", "/nonexistent:/also-not").unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("failed to find plugin \"weft-no-such-plugin\""));
+        // A directory with the plugin's name is not a plugin.
+        assert!(find("tmp", "/").is_err());
+        assert_eq!(
+            find("sh", "/nonexistent:/bin").unwrap(),
+            PathBuf::from("/bin/sh")
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! Address management for host-local: ranges (pure), the allocator (pure, over a store trait),
+//! the on-disk store shared with Go's host-local, the IPAM config, and resolv.conf parsing.
+
+pub mod allocator;
+pub mod config;
+pub mod range;
+pub mod resolvconf;
+pub mod store;

@@ -29,7 +29,7 @@ validate:
 
 # Unit tests, then the black-box, differential and concurrency tests (root, throwaway netns).
 test: deps validate
-	$(CARGO) test --locked -- --test-threads=4
+	scripts/test-summary.sh --locked -- --test-threads=4
 
 bench: deps static
 	scripts/bench.sh $(STATIC_BIN)

@@ -77,3 +77,31 @@ fn main() -> ExitCode {
     weft::cni::delegate::register_in_process(|name| find_applet(name).and_then(|a| a.in_process));
     dispatch::run(std::env::args_os().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_unique_and_cover_the_reserved_set() {
+        let mut names: Vec<&str> = APPLETS.iter().map(|a| a.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), APPLETS.len());
+        for n in [
+            "bridge",
+            "ptp",
+            "loopback",
+            "host-local",
+            "flannel",
+            "flanneld",
+            "mk-docker-opts",
+        ] {
+            assert!(find_applet(n).is_some(), "{n}");
+        }
+        assert!(find_applet("weft").is_none());
+        // Only CNI plugins may be delegated to in-process.
+        assert!(find_applet("host-local").unwrap().in_process.is_some());
+        assert!(find_applet("flanneld").unwrap().in_process.is_none());
+    }
+}

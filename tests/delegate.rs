@@ -1,0 +1,155 @@
+//! Delegation from the library: in-process when the plugin on CNI_PATH is this very binary,
+//! exec otherwise (weft's own applet, the Go plugin, a script), with the spec's env and stdin.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use weft::cni::delegate;
+use weft::cni::result::{CniResult, IpConfig};
+use weft::cni::{CmdArgs, Code, Command, NetConf, Plugin};
+
+static IN_PROCESS_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+struct Probe;
+
+impl Plugin for Probe {
+    const ABOUT: &'static str = "probe";
+    fn add(args: &CmdArgs, conf: &NetConf) -> anyhow::Result<CniResult> {
+        IN_PROCESS_CALLS.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(conf.name, "dnet");
+        assert_eq!(args.ifname, "eth7");
+        Ok(CniResult {
+            ips: vec![IpConfig {
+                interface: None,
+                address: "10.3.0.9/16".parse().unwrap(),
+                gateway: None,
+            }],
+            ..Default::default()
+        })
+    }
+    fn del(_: &CmdArgs, _: &NetConf) -> anyhow::Result<()> {
+        IN_PROCESS_CALLS.fetch_add(1, Ordering::SeqCst);
+        Err(weft::cni::Error::new(Code::TryAgainLater, "busy").into())
+    }
+    fn check(_: &CmdArgs, _: &NetConf) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn args(path: &str, stdin: &str) -> CmdArgs {
+    CmdArgs {
+        command: Command::Add,
+        container_id: "dctr".into(),
+        netns: "/some/where".into(),
+        ifname: "eth7".into(),
+        args: String::new(),
+        path: path.into(),
+        netns_override: false,
+        stdin: stdin.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn delegation_in_process_and_by_exec() {
+    delegate::register_in_process(|name| {
+        (name == "probe-ipam").then_some(weft::cni::skel::in_process::<Probe> as _)
+    });
+    let d = TempDir::new("deleg");
+    let conf_in = json!({"cniVersion": "1.0.0", "name": "dnet", "type": "bridge",
+        "ipam": {"type": "probe-ipam"}})
+    .to_string();
+
+    // 1. The plugin on CNI_PATH is this test binary itself: it must run in-process.
+    let me = std::env::current_exe().unwrap();
+    symlink(&me, d.path().join("probe-ipam")).unwrap();
+    let a = args(d.path().to_str().unwrap(), &conf_in);
+    let res = delegate::add("probe-ipam", conf_in.as_bytes(), &a, "1.0.0").unwrap();
+    assert_eq!(res.ips[0].address.to_string(), "10.3.0.9/16");
+    assert_eq!(
+        IN_PROCESS_CALLS.load(Ordering::SeqCst),
+        1,
+        "ran in-process, not exec'd"
+    );
+    let err = delegate::call("probe-ipam", Command::Del, conf_in.as_bytes(), &a).unwrap_err();
+    let e = weft::cni::Error::from_anyhow(&err);
+    assert_eq!((e.code, e.msg.as_str()), (Code::TryAgainLater, "busy"));
+
+    // 2. A script plugin: exec'd with the whole env, CNI_COMMAND set to the verb, exact stdin.
+    let seen = d.path().join("seen");
+    let script = d.path().join("script-ipam");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat > {seen}.stdin\nenv | grep ^CNI_ | sort > {seen}.env\n\
+             echo '{{\"ips\":[{{\"address\":\"10.4.0.2/24\"}}]}}'\n",
+            seen = seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let a = args(d.path().to_str().unwrap(), &conf_in);
+    let res = delegate::add("script-ipam", b"{\"exact\": \"bytes\"}", &a, "1.0.0").unwrap();
+    assert_eq!(
+        res.ips[0].address.to_string(),
+        "10.4.0.2/24",
+        "missing cniVersion fixed up"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("{}.stdin", seen.display())).unwrap(),
+        "{\"exact\": \"bytes\"}"
+    );
+    let env = std::fs::read_to_string(format!("{}.env", seen.display())).unwrap();
+    for line in [
+        "CNI_COMMAND=ADD",
+        "CNI_CONTAINERID=dctr",
+        "CNI_IFNAME=eth7",
+        "CNI_NETNS=/some/where",
+        &format!("CNI_PATH={}", d.path().display()),
+    ] {
+        assert!(env.lines().any(|l| l == line), "{line} not in {env}");
+    }
+
+    // 3. A failing plugin with nothing on stdout.
+    std::fs::write(&script, "#!/bin/sh\necho oops >&2\nexit 3\n").unwrap();
+    let err = delegate::add("script-ipam", b"{}", &a, "1.0.0")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("netplugin failed: \"oops\""), "{err}");
+
+    // 4. weft's own host-local, exec'd (a different binary from this test), then the Go one.
+    let data = TempDir::new("delegdata");
+    let hl_conf = json!({"cniVersion": "1.0.0", "name": "dnet", "type": "bridge",
+        "ipam": {"type": "host-local", "subnet": "10.5.0.0/24", "dataDir": data.path()}})
+    .to_string();
+    let path = format!("{}:{}", bin_dir().display(), GO_DIR);
+    let a = args(&path, &hl_conf);
+    let res = delegate::add("host-local", hl_conf.as_bytes(), &a, "1.0.0").unwrap();
+    assert_eq!(res.ips[0].address.to_string(), "10.5.0.2/24");
+    delegate::call("host-local", Command::Check, hl_conf.as_bytes(), &a).unwrap();
+    delegate::call("host-local", Command::Del, hl_conf.as_bytes(), &a).unwrap();
+    let a = args(GO_DIR, &hl_conf);
+    let res = delegate::add("host-local", hl_conf.as_bytes(), &a, "1.0.0").unwrap();
+    assert_eq!(
+        res.ips[0].address.to_string(),
+        "10.5.0.3/24",
+        "Go continued weft's round robin"
+    );
+    // The Go plugin's error object comes back typed, code intact.
+    let old = hl_conf.replace("1.0.0", "0.3.1");
+    let err = delegate::call("host-local", Command::Check, old.as_bytes(), &a).unwrap_err();
+    let e = weft::cni::Error::from_anyhow(&err);
+    assert_eq!(
+        (e.code, e.msg.as_str()),
+        (
+            Code::IncompatibleVersion,
+            "config version does not allow CHECK"
+        )
+    );
+    delegate::call("host-local", Command::Del, hl_conf.as_bytes(), &a).unwrap();
+    let err = delegate::add("nope", b"{}", &a, "1.0.0")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("failed to find plugin \"nope\""), "{err}");
+}

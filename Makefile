@@ -6,7 +6,7 @@ STATIC_BIN := target/$(TARGET)/release/weft
 DEB_PACKAGES := build-essential pkg-config protobuf-compiler iproute2 iptables \
 	containernetworking-plugins hyperfine time jq file
 
-.PHONY: all build static test validate bench demo vendor deps clean
+.PHONY: all build static check-static test validate bench demo vendor deps clean
 
 all: build
 
@@ -23,12 +23,19 @@ static:
 	@file $(STATIC_BIN) || true
 	@ldd $(STATIC_BIN) 2>&1 || true
 
+# The static binary must load no shared object: ldd says "statically linked" (static-pie) or
+# "not a dynamic executable" (static non-PIE), and it must run.
+check-static: static
+	@out=$$(ldd $(STATIC_BIN) 2>&1 || true); echo "ldd: $$out"; \
+	  if echo "$$out" | grep -q '=>'; then echo "weft is dynamically linked" >&2; exit 1; fi
+	$(STATIC_BIN) --version
+
 validate:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 # Unit tests, then the black-box, differential and concurrency tests (root, throwaway netns).
-test: deps validate
+test: deps validate check-static
 	scripts/test-summary.sh --locked -- --test-threads=4
 
 bench: deps static

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod conf;
+pub mod conflist;
 pub mod delegate;
 pub mod env;
 pub mod error;

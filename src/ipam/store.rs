@@ -203,8 +203,8 @@ impl DiskStore {
             .join(format!("{TMP_PREFIX}{}.{n}", std::process::id()))
     }
 
-    /// Writes `data` to a fresh temporary file in the store, synced.
-    fn write_tmp(&self, data: &[u8]) -> Result<PathBuf> {
+    /// Writes `data` to a fresh temporary file in the store, synced to disk if `durable`.
+    fn write_tmp(&self, data: &[u8], durable: bool) -> Result<PathBuf> {
         let tmp = self.tmp_path();
         let mut f = OpenOptions::new()
             .write(true)
@@ -212,7 +212,9 @@ impl DiskStore {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("failed to create {tmp:?}"))?;
-        let res = f.write_all(data).and_then(|_| f.sync_data());
+        let res = f
+            .write_all(data)
+            .and_then(|_| if durable { f.sync_data() } else { Ok(()) });
         if let Err(e) = res {
             let _ = fs::remove_file(&tmp);
             return Err(e).with_context(|| format!("failed to write {tmp:?}"));
@@ -237,7 +239,7 @@ fn remove_matching(entries: &[(PathBuf, String, String)], want: &str) -> Result<
 
 impl Store for DiskStore {
     fn reserve(&mut self, id: &str, ifname: &str, ip: IpAddr, range_id: usize) -> Result<bool> {
-        let tmp = self.write_tmp(owner_line(id, ifname).as_bytes())?;
+        let tmp = self.write_tmp(owner_line(id, ifname).as_bytes(), true)?;
         let target = self.dir.join(ip.to_string());
         let linked = fs::hard_link(&tmp, &target);
         let _ = fs::remove_file(&tmp);
@@ -246,7 +248,9 @@ impl Store for DiskStore {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(e).with_context(|| format!("failed to reserve {ip}")),
         }
-        let last = self.write_tmp(ip.to_string().as_bytes());
+        // The round-robin pointer is only a hint (an unreadable one restarts from the range
+        // start), so it is replaced atomically but not synced.
+        let last = self.write_tmp(ip.to_string().as_bytes(), false);
         let last = last.and_then(|tmp| {
             let dst = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
             fs::rename(&tmp, &dst).map_err(|e| {

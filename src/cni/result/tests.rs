@@ -202,3 +202,23 @@ fn prev_result_rules() {
         Code::DecodingFailure
     );
 }
+
+/// Results printed by the Go host-local (Debian 1.1.1) for one dual-stack config at each version:
+/// weft must print every one of them byte for byte, from any of the others.
+#[test]
+fn reproduces_go_output_byte_for_byte_from_every_version() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/cni/");
+    let go_versions = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"];
+    let golden: Vec<String> = go_versions
+        .iter()
+        .map(|v| std::fs::read_to_string(format!("{dir}host-local-go-result-{v}.json")).unwrap())
+        .collect();
+    for (i, from) in go_versions.iter().enumerate() {
+        let v: Value = serde_json::from_str(&golden[i]).unwrap();
+        let (parsed, ver) = CniResult::parse(&v, "1.0.0").unwrap();
+        assert_eq!(&ver, from);
+        for (j, to) in go_versions.iter().enumerate() {
+            assert_eq!(parsed.to_json(to).unwrap(), golden[j], "{from} -> {to}");
+        }
+    }
+}

@@ -112,3 +112,36 @@ fn requested_ip_sources_in_order() {
     .unwrap_err();
     assert!(e.msg.starts_with("ARGS: unknown args"));
 }
+
+fn fixture(name: &str) -> String {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/cni/");
+    std::fs::read_to_string(format!("{p}{name}")).unwrap()
+}
+
+#[test]
+fn documented_example_fixture() {
+    let c = load(&fixture("host-local-conf-example.json"), "").unwrap();
+    assert_eq!(c.ranges.len(), 2);
+    assert_eq!(
+        c.ranges[0].to_string(),
+        "10.10.1.20-10.10.3.50,172.16.5.1-172.16.5.254"
+    );
+    assert_eq!(c.ranges[0].0[0].gateway, ip("10.10.0.254"));
+    assert_eq!(
+        c.ranges[1].to_string(),
+        "3ffe:ffff:0:1ff::10-3ffe:ffff:0:1ff::20"
+    );
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(c.routes[1].gw, Some(ip("10.10.5.1")));
+    assert_eq!(
+        c.data_dir,
+        PathBuf::from("/run/my-orchestrator/container-ipam-state")
+    );
+}
+
+#[test]
+fn legacy_bridge_fixture() {
+    let c = load(&fixture("host-local-conf-legacy.json"), "").unwrap();
+    assert_eq!(c.ranges.len(), 1);
+    assert_eq!(c.ranges[0].to_string(), "10.22.0.1-10.22.255.254");
+}

@@ -41,16 +41,17 @@ fn basename(p: &OsString) -> String {
         .unwrap_or_default()
 }
 
+fn applet_names() -> String {
+    APPLETS
+        .iter()
+        .map(|a| a.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn unknown(name: &str) -> ExitCode {
     eprintln!("weft: unknown applet {name:?}");
-    eprintln!(
-        "applets: {}",
-        APPLETS
-            .iter()
-            .map(|a| a.name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    eprintln!("applets: {}", applet_names());
     ExitCode::from(2)
 }
 
@@ -130,12 +131,5 @@ fn print_applets() {
 fn print_help() {
     eprintln!("{}", version_line());
     eprintln!("usage: weft APPLET [ARGS...] | weft --list | weft --version | weft --install DIR [--force]");
-    eprintln!(
-        "applets: {}",
-        APPLETS
-            .iter()
-            .map(|a| a.name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    eprintln!("applets: {}", applet_names());
 }

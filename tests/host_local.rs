@@ -8,11 +8,7 @@ use std::path::Path;
 const NETNS: &str = "/some/where";
 
 fn conf(v: &str, data: &Path, ipam: Value) -> String {
-    let mut ipam = ipam;
-    ipam["type"] = json!("host-local");
-    ipam["dataDir"] = json!(data.display().to_string());
-    json!({"cniVersion": v, "name": "mynet", "type": "ipvlan", "master": "foo0", "ipam": ipam})
-        .to_string()
+    host_local_conf(v, data, ipam, "ipvlan")
 }
 
 fn hl(env: &Env, stdin: &str) -> Outcome {
@@ -24,11 +20,7 @@ fn files(data: &Path) -> Vec<(String, String)> {
 }
 
 fn reservations(data: &Path) -> Vec<String> {
-    files(data)
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect()
+    reserved_ips(&data.join("mynet"))
 }
 
 #[test]
@@ -203,7 +195,7 @@ fn requested_ips() {
     let res = hl(&e, &c(json!({}))).ok();
     assert_eq!(res["ips"][0]["address"], "10.1.2.10/24");
     // Two requested IPs in one set: the leftover fails the whole ADD, which leaves nothing behind.
-    let before = files(d.path());
+    let before = reservations(d.path());
     let msg = hl(
         &Env::new("ADD", "d", NETNS),
         &c(json!({"args": {"cni": {"ips": ["10.1.2.91", "10.1.3.92"]}}})),
@@ -213,14 +205,7 @@ fn requested_ips() {
         msg.starts_with("failed to allocate all requested IPs: 10.1."),
         "{msg}"
     );
-    assert_eq!(
-        reservations(d.path()),
-        before
-            .iter()
-            .map(|(n, _)| n.clone())
-            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(reservations(d.path()), before);
     // A requested IP that is already taken, or outside every range.
     let msg = hl(
         &Env::new("ADD", "e", NETNS),

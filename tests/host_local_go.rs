@@ -10,10 +10,7 @@ use std::path::Path;
 const NETNS: &str = "/some/where";
 
 fn conf(v: &str, data: &Path, ipam: Value) -> String {
-    let mut ipam = ipam;
-    ipam["type"] = json!("host-local");
-    ipam["dataDir"] = json!(data.display().to_string());
-    json!({"cniVersion": v, "name": "mynet", "type": "bridge", "ipam": ipam}).to_string()
+    host_local_conf(v, data, ipam, "bridge")
 }
 
 fn go(env: &Env, stdin: &str) -> Outcome {
@@ -29,11 +26,7 @@ fn listing(data: &Path) -> Vec<(String, String)> {
 }
 
 fn ips_on_disk(data: &Path) -> BTreeSet<String> {
-    listing(data)
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect()
+    reserved_ips(&data.join("mynet")).into_iter().collect()
 }
 
 #[test]

@@ -295,3 +295,21 @@ pub fn dir_listing(dir: &Path) -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+/// A host-local network config named `mynet` with its state under `data`.
+pub fn host_local_conf(v: &str, data: &Path, ipam: Value, plugin_type: &str) -> String {
+    let mut ipam = ipam;
+    ipam["type"] = Value::from("host-local");
+    ipam["dataDir"] = Value::from(data.display().to_string());
+    serde_json::json!({"cniVersion": v, "name": "mynet", "type": plugin_type, "ipam": ipam})
+        .to_string()
+}
+
+/// The reservations (files named by an address) in `dir`.
+pub fn reserved_ips(dir: &Path) -> Vec<String> {
+    dir_listing(dir)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect()
+}

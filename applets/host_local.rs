@@ -114,6 +114,9 @@ impl Plugin for HostLocal {
         let mut store = DiskStore::open(&data_dir, &conf.name)?;
         let mut locked = store.lock()?;
         let mut errors = Vec::new();
+        if let Err(e) = locked.sweep_orphans() {
+            errors.push(format!("{e:#}"));
+        }
         for r in locked.reservations()? {
             let live = match &r.ifname {
                 Some(ifname) => keep.contains(&(r.container_id.as_str(), ifname.as_str())),

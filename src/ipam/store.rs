@@ -153,9 +153,26 @@ impl DiskStore {
             .collect())
     }
 
+    /// Removes temporary files left by a writer that died mid-reservation. Reservations are only
+    /// written under the lock, so with the lock held every temporary file is an orphan.
+    pub fn sweep_orphans(&mut self) -> Result<usize> {
+        let mut n = 0;
+        let rd =
+            fs::read_dir(&self.dir).with_context(|| format!("failed to read {:?}", self.dir))?;
+        for entry in rd.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+                && fs::remove_file(entry.path()).is_ok()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Releases everything held by (id, ifname); if nothing matched, releases legacy id-only
-    /// reservations. Returns how many were released.
+    /// reservations. Returns how many were released. Call with the lock held.
     pub fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<usize> {
+        self.sweep_orphans()?;
         let entries = self.entries()?;
         let want = owner_line(id, ifname);
         let mut released = remove_matching(&entries, &want)?;
@@ -322,6 +339,23 @@ mod tests {
         assert!(s.has_id("dummy", "eth0").unwrap());
         assert_eq!(s.release_by_id("dummy", "eth0").unwrap(), 2);
         assert!(!s.has_id("dummy", "eth0").unwrap());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn orphaned_temporaries_are_swept_by_release() {
+        let root = tempdir("orphan");
+        let mut s = DiskStore::open(&root, "n").unwrap();
+        // What a writer killed between writing and linking leaves behind.
+        let orphan = s.dir().join(format!("{TMP_PREFIX}4242.0"));
+        fs::write(&orphan, "dead\r\neth0").unwrap();
+        assert!(
+            s.reservations().unwrap().is_empty(),
+            "an orphan is no reservation"
+        );
+        assert!(s.get_by_id("dead", "eth0").unwrap().is_empty());
+        s.release_by_id("someone", "eth0").unwrap();
+        assert!(!orphan.exists());
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -40,20 +40,21 @@ pub fn weft() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_weft"))
 }
 
-/// A directory of applet symlinks, made once per test process by `weft --install`.
+/// A directory of applet symlinks made by `weft --install`. It lives under cargo's per-target
+/// temporary directory (inside target/) and is refreshed by each test process: install is
+/// idempotent, and cargo runs test binaries one after another.
 pub fn bin_dir() -> &'static Path {
-    static DIR: OnceLock<TempDir> = OnceLock::new();
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = TempDir::new("bin");
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("weft-bin");
         let out = Command::new(weft())
             .arg("--install")
-            .arg(d.path())
+            .arg(&d)
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         d
     })
-    .path()
 }
 
 pub fn go_plugin(name: &str) -> PathBuf {

@@ -1,11 +1,12 @@
-//! Addresses: list.
+//! Addresses: list, add, delete.
 
 use super::{Error, Handle, Result};
 use ipnet::IpNet;
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Ifa, RtAddrFamily, RtScope, Rtm};
 use neli::nl::NlPayload;
-use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder};
+use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder, RtattrBuilder};
+use neli::types::{Buffer, RtBuffer};
 use std::net::IpAddr;
 
 /// An address on a link.
@@ -25,7 +26,60 @@ fn ip_from(bytes: &[u8]) -> Option<IpAddr> {
     }
 }
 
+fn ip_bytes(ip: IpAddr) -> Buffer {
+    match ip {
+        IpAddr::V4(v) => Buffer::from(v.octets().to_vec()),
+        IpAddr::V6(v) => Buffer::from(v.octets().to_vec()),
+    }
+}
+
 impl Handle {
+    fn addr_msg(&self, index: i32, addr: IpNet, op: &dyn Fn() -> String) -> Result<Ifaddrmsg> {
+        let build = |ty: Ifa, ip: IpAddr| {
+            RtattrBuilder::default()
+                .rta_type(ty)
+                .rta_payload(ip_bytes(ip))
+                .build()
+                .map_err(|e| Error::new(op(), e.to_string()))
+        };
+        let mut attrs = RtBuffer::new();
+        attrs.push(build(Ifa::Local, addr.addr())?);
+        attrs.push(build(Ifa::Address, addr.addr())?);
+        // Go's netlink library fills in the IPv4 broadcast address, so the reference plugins'
+        // addresses carry one; do the same so the kernel state matches.
+        if let IpNet::V4(n) = addr {
+            if n.prefix_len() < 31 {
+                attrs.push(build(Ifa::Broadcast, IpAddr::V4(n.broadcast()))?);
+            }
+        }
+        IfaddrmsgBuilder::default()
+            .ifa_family(if addr.addr().is_ipv4() {
+                RtAddrFamily::Inet
+            } else {
+                RtAddrFamily::Inet6
+            })
+            .ifa_prefixlen(addr.prefix_len())
+            .ifa_scope(RtScope::Universe)
+            .ifa_index(index as u32)
+            .rtattrs(attrs)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))
+    }
+
+    /// `ip addr add ADDR/PREFIX dev INDEX` (EEXIST if already there)
+    pub fn add_address(&self, index: i32, addr: IpNet) -> Result<()> {
+        let op = || format!("failed to add address {addr} to link {index}");
+        let msg = self.addr_msg(index, addr, &op)?;
+        self.ack(Rtm::Newaddr, NlmF::CREATE | NlmF::EXCL, msg, &op)
+    }
+
+    /// `ip addr del ADDR/PREFIX dev INDEX`
+    pub fn delete_address(&self, index: i32, addr: IpNet) -> Result<()> {
+        let op = || format!("failed to delete address {addr} from link {index}");
+        let msg = self.addr_msg(index, addr, &op)?;
+        self.ack(Rtm::Deladdr, NlmF::empty(), msg, &op)
+    }
+
     /// `ip addr show [dev INDEX]`, both families.
     pub fn addresses(&self, index: Option<u32>) -> Result<Vec<Address>> {
         let op = || "failed to list addresses".to_string();

@@ -1,11 +1,19 @@
-//! Links: look up, set up/down.
+//! Links: look up, dump, create (veth, bridge), set up/down, MTU, MAC, master, delete.
 
 use super::{Error, Handle, Result};
 use neli::consts::nl::NlmF;
-use neli::consts::rtnl::{Iff, Ifla, RtAddrFamily, Rtm};
+use neli::consts::rtnl::{Iff, Ifla, IflaInfo, RtAddrFamily, Rtm};
 use neli::nl::NlPayload;
-use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, RtattrBuilder};
-use neli::types::RtBuffer;
+use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder};
+use neli::types::{Buffer, RtBuffer};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// `VETH_INFO_PEER`: the peer's ifinfomsg inside IFLA_INFO_DATA (not defined by neli).
+const VETH_INFO_PEER: u16 = 1;
+/// `IFLA_BR_VLAN_FILTERING` inside a bridge's IFLA_INFO_DATA.
+const IFLA_BR_VLAN_FILTERING: u16 = 7;
+/// `IF_OPER_UP` from RFC 2863 as the kernel reports it in IFLA_OPERSTATE.
+const IF_OPER_UP: u8 = 6;
 
 /// What weft needs to know about a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,57 +22,273 @@ pub struct Link {
     pub name: String,
     /// Administratively up (`IFF_UP`).
     pub up: bool,
+    /// Operationally up (`IF_OPER_UP`).
+    pub oper_up: bool,
+    pub promisc: bool,
     pub mtu: u32,
+    /// Hardware address, empty for links without one.
+    pub mac: Vec<u8>,
+    /// `IFLA_MASTER`: the bridge this link is a port of, 0 if none.
+    pub master: i32,
+    /// `IFLA_INFO_KIND` ("veth", "bridge", ...), empty for plain devices like lo.
+    pub kind: String,
 }
 
 impl Link {
     fn from_msg(msg: &Ifinfomsg) -> Link {
         let attrs = msg.rtattrs().get_attr_handle();
+        let kind = attrs
+            .get_nested_attributes::<IflaInfo>(Ifla::Linkinfo)
+            .ok()
+            .and_then(|info| {
+                info.get_attr_payload_as_with_len::<String>(IflaInfo::Kind)
+                    .ok()
+            })
+            .map(|k| k.trim_end_matches('\0').to_string())
+            .unwrap_or_default();
         Link {
             index: *msg.ifi_index(),
             name: attrs
                 .get_attr_payload_as_with_len::<String>(Ifla::Ifname)
                 .unwrap_or_default(),
             up: msg.ifi_flags().contains(Iff::UP),
+            oper_up: attrs.get_attr_payload_as::<u8>(Ifla::Operstate).ok() == Some(IF_OPER_UP),
+            promisc: msg.ifi_flags().contains(Iff::PROMISC),
             mtu: attrs.get_attr_payload_as::<u32>(Ifla::Mtu).unwrap_or(0),
+            mac: attrs
+                .get_attribute(Ifla::Address)
+                .map(|a| a.rta_payload().as_ref().to_vec())
+                .unwrap_or_default(),
+            master: attrs.get_attr_payload_as::<u32>(Ifla::Master).unwrap_or(0) as i32,
+            kind,
         }
+    }
+
+    /// The MAC as `aa:bb:cc:dd:ee:ff`.
+    pub fn mac_string(&self) -> String {
+        format_mac(&self.mac)
     }
 }
 
+/// Formats a hardware address the way `ip` and the CNI results do.
+pub fn format_mac(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *m = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// Options of a new veth pair.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VethOptions<'a> {
+    /// MTU of both ends (kernel default when `None`).
+    pub mtu: Option<u32>,
+    /// MAC of the end named `name` (random when `None`).
+    pub mac: Option<[u8; 6]>,
+    /// Create the peer straight inside this namespace.
+    pub peer_netns: Option<BorrowedFd<'a>>,
+}
+
+fn attr<P: neli::Size + neli::ToBytes>(
+    op: &dyn Fn() -> String,
+    ty: Ifla,
+    p: P,
+) -> Result<Rtattr<Ifla, Buffer>> {
+    RtattrBuilder::default()
+        .rta_type(ty)
+        .rta_payload(p)
+        .build()
+        .map_err(|e| Error::new(op(), e.to_string()))
+}
+
+fn linkinfo(
+    op: &dyn Fn() -> String,
+    kind: &str,
+    data: Option<Buffer>,
+) -> Result<Rtattr<Ifla, Buffer>> {
+    let mut info = RtBuffer::<IflaInfo, Buffer>::new();
+    info.push(
+        RtattrBuilder::default()
+            .rta_type(IflaInfo::Kind)
+            .rta_payload(kind)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?,
+    );
+    if let Some(data) = data {
+        info.push(
+            RtattrBuilder::default()
+                .rta_type(IflaInfo::Data)
+                .rta_payload(data)
+                .build()
+                .map_err(|e| Error::new(op(), e.to_string()))?,
+        );
+    }
+    attr(op, Ifla::Linkinfo, info)
+}
+
+fn serialize<P: neli::ToBytes + neli::Size>(op: &dyn Fn() -> String, p: &P) -> Result<Buffer> {
+    let mut c = std::io::Cursor::new(Vec::with_capacity(p.padded_size()));
+    p.to_bytes(&mut c)
+        .map_err(|e| Error::new(op(), e.to_string()))?;
+    Ok(Buffer::from(c.into_inner()))
+}
+
 impl Handle {
+    fn get_links(&self, msg: Ifinfomsg, flags: NlmF, op: &dyn Fn() -> String) -> Result<Vec<Link>> {
+        let recv = self
+            .router()
+            .send::<_, _, Rtm, Ifinfomsg>(Rtm::Getlink, flags, NlPayload::Payload(msg))
+            .map_err(|e| Error::from_router(op(), e))?;
+        // Drain the whole reply: an unread ack would be handed to the next request.
+        let mut out = Vec::new();
+        for reply in recv {
+            let reply = reply.map_err(|e| Error::from_router(op(), e))?;
+            if let Some(p) = reply.get_payload() {
+                out.push(Link::from_msg(p));
+            }
+        }
+        Ok(out)
+    }
+
     /// `ip link show dev NAME`
     pub fn link_by_name(&self, name: &str) -> Result<Link> {
         let op = || format!("failed to find link {name:?}");
         let mut attrs = RtBuffer::new();
-        attrs.push(
-            RtattrBuilder::default()
-                .rta_type(Ifla::Ifname)
-                .rta_payload(name)
-                .build()
-                .map_err(|e| Error::new(op(), e.to_string()))?,
-        );
+        attrs.push(attr(&op, Ifla::Ifname, name)?);
         let msg = IfinfomsgBuilder::default()
             .ifi_family(RtAddrFamily::Unspecified)
             .rtattrs(attrs)
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
-        let recv = self
-            .router()
-            .send::<_, _, Rtm, Ifinfomsg>(Rtm::Getlink, NlmF::ACK, NlPayload::Payload(msg))
-            .map_err(|e| Error::from_router(op(), e))?;
-        // Drain the reply and its ack: an unread ack would be handed to the next request.
-        let mut found = None;
-        for reply in recv {
-            let reply = reply.map_err(|e| Error::from_router(op(), e))?;
-            if let Some(p) = reply.get_payload() {
-                found.get_or_insert_with(|| Link::from_msg(p));
-            }
+        self.get_links(msg, NlmF::ACK, &op)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found(op()))
+    }
+
+    /// `ip link show` with the index as the key.
+    pub fn link_by_index(&self, index: i32) -> Result<Link> {
+        let op = || format!("failed to find link {index}");
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_index(index)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        self.get_links(msg, NlmF::ACK, &op)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found(op()))
+    }
+
+    /// `ip link show` (every link in the namespace)
+    pub fn links(&self) -> Result<Vec<Link>> {
+        let op = || "failed to list links".to_string();
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        self.get_links(msg, NlmF::DUMP, &op)
+    }
+
+    /// `ip link add NAME [mtu M] [address MAC] type veth peer name PEER [mtu M] [netns NS]`
+    pub fn create_veth(&self, name: &str, peer: &str, opts: VethOptions<'_>) -> Result<()> {
+        let op = || format!("failed to create veth {name:?} (peer {peer:?})");
+        let mut peer_attrs = RtBuffer::new();
+        peer_attrs.push(attr(&op, Ifla::Ifname, peer)?);
+        if let Some(mtu) = opts.mtu {
+            peer_attrs.push(attr(&op, Ifla::Mtu, mtu)?);
         }
-        found.ok_or_else(|| Error {
-            op: op(),
-            errno: Some(libc::ENODEV),
-            detail: "no such device".into(),
-        })
+        if let Some(fd) = opts.peer_netns {
+            peer_attrs.push(attr(&op, Ifla::NetNsFd, fd.as_raw_fd() as u32)?);
+        }
+        let peer_msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .rtattrs(peer_attrs)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let mut data = RtBuffer::<u16, Buffer>::new();
+        data.push(
+            RtattrBuilder::default()
+                .rta_type(VETH_INFO_PEER)
+                .rta_payload(serialize(&op, &peer_msg)?)
+                .build()
+                .map_err(|e| Error::new(op(), e.to_string()))?,
+        );
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(&op, Ifla::Ifname, name)?);
+        if let Some(mtu) = opts.mtu {
+            attrs.push(attr(&op, Ifla::Mtu, mtu)?);
+        }
+        if let Some(mac) = opts.mac {
+            attrs.push(attr(&op, Ifla::Address, Buffer::from(mac.to_vec()))?);
+        }
+        attrs.push(linkinfo(&op, "veth", Some(serialize(&op, &data)?))?);
+        self.new_link(attrs, &op)
+    }
+
+    /// `ip link add NAME [mtu M] type bridge [vlan_filtering 1]`
+    pub fn create_bridge(&self, name: &str, mtu: Option<u32>, vlan_filtering: bool) -> Result<()> {
+        let op = || format!("failed to create bridge {name:?}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(&op, Ifla::Ifname, name)?);
+        if let Some(mtu) = mtu {
+            attrs.push(attr(&op, Ifla::Mtu, mtu)?);
+        }
+        let data = if vlan_filtering {
+            let mut d = RtBuffer::<u16, Buffer>::new();
+            d.push(
+                RtattrBuilder::default()
+                    .rta_type(IFLA_BR_VLAN_FILTERING)
+                    .rta_payload(1u8)
+                    .build()
+                    .map_err(|e| Error::new(op(), e.to_string()))?,
+            );
+            Some(serialize(&op, &d)?)
+        } else {
+            None
+        };
+        attrs.push(linkinfo(&op, "bridge", data)?);
+        self.new_link(attrs, &op)
+    }
+
+    fn new_link(&self, attrs: RtBuffer<Ifla, Buffer>, op: &dyn Fn() -> String) -> Result<()> {
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .rtattrs(attrs)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        self.ack(Rtm::Newlink, NlmF::CREATE | NlmF::EXCL, msg, op)
+    }
+
+    fn set_link(
+        &self,
+        index: i32,
+        attrs: RtBuffer<Ifla, Buffer>,
+        op: &dyn Fn() -> String,
+    ) -> Result<()> {
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_index(index)
+            .rtattrs(attrs)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        self.ack(Rtm::Newlink, NlmF::empty(), msg, op)
     }
 
     /// `ip link set dev INDEX up` / `down`
@@ -81,20 +305,88 @@ impl Handle {
         let msg = if up { b.up() } else { b.down() }
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
-        self.ack(Rtm::Newlink, NlmF::ACK, msg, op)
+        self.ack(Rtm::Newlink, NlmF::empty(), msg, &op)
     }
 
-    pub(crate) fn ack<P>(&self, ty: Rtm, flags: NlmF, msg: P, op: impl Fn() -> String) -> Result<()>
+    /// `ip link set dev INDEX mtu MTU`
+    pub fn set_link_mtu(&self, index: i32, mtu: u32) -> Result<()> {
+        let op = || format!("failed to set mtu {mtu} on link {index}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(&op, Ifla::Mtu, mtu)?);
+        self.set_link(index, attrs, &op)
+    }
+
+    /// `ip link set dev INDEX address MAC`
+    pub fn set_link_mac(&self, index: i32, mac: [u8; 6]) -> Result<()> {
+        let op = || format!("failed to set address {} on link {index}", format_mac(&mac));
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(&op, Ifla::Address, Buffer::from(mac.to_vec()))?);
+        self.set_link(index, attrs, &op)
+    }
+
+    /// `ip link set dev INDEX master MASTER` (`nomaster` when `master` is 0)
+    pub fn set_link_master(&self, index: i32, master: i32) -> Result<()> {
+        let op = || format!("failed to set master {master} on link {index}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(&op, Ifla::Master, master as u32)?);
+        self.set_link(index, attrs, &op)
+    }
+
+    /// `ip link set dev INDEX promisc on|off`
+    pub fn set_link_promisc(&self, index: i32, on: bool) -> Result<()> {
+        let op = || format!("failed to set promisc on link {index}");
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_index(index)
+            .ifi_flags(if on { Iff::PROMISC } else { Iff::empty() })
+            .ifi_change(Iff::PROMISC)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        self.ack(Rtm::Newlink, NlmF::empty(), msg, &op)
+    }
+
+    /// `ip link del dev INDEX`
+    pub fn delete_link(&self, index: i32) -> Result<()> {
+        let op = || format!("failed to delete link {index}");
+        let msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_index(index)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        self.ack(Rtm::Dellink, NlmF::empty(), msg, &op)
+    }
+
+    pub(crate) fn ack<P>(&self, ty: Rtm, flags: NlmF, msg: P, op: &dyn Fn() -> String) -> Result<()>
     where
         P: neli::Size + neli::ToBytes + std::fmt::Debug,
     {
         let recv = self
             .router()
-            .send::<_, _, Rtm, neli::types::Buffer>(ty, flags | NlmF::ACK, NlPayload::Payload(msg))
+            .send::<_, _, Rtm, Buffer>(ty, flags | NlmF::ACK, NlPayload::Payload(msg))
             .map_err(|e| Error::from_router(op(), e))?;
         for reply in recv {
             reply.map_err(|e| Error::from_router(op(), e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_text() {
+        let m = parse_mac("0a:58:0A:01:00:ff").unwrap();
+        assert_eq!(format_mac(&m), "0a:58:0a:01:00:ff");
+        for bad in [
+            "",
+            "0a:58",
+            "0a:58:0a:01:00:fff",
+            "zz:58:0a:01:00:ff",
+            "0a-58-0a-01-00-ff",
+        ] {
+            assert!(parse_mac(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -7,9 +7,11 @@
 
 mod addr;
 mod link;
+mod route;
 
 pub use addr::Address;
-pub use link::Link;
+pub use link::{format_mac, parse_mac, Link, VethOptions};
+pub use route::{Route, MAIN_TABLE};
 
 use crate::netns::NetNs;
 use neli::consts::socket::NlFamily;
@@ -47,6 +49,14 @@ impl Error {
             },
             RouterError::Io(kind) => Error::new(op, std::io::Error::from(kind).to_string()),
             other => Error::new(op, format!("{other:?}")),
+        }
+    }
+
+    pub(crate) fn not_found(op: impl Into<String>) -> Error {
+        Error {
+            op: op.into(),
+            errno: Some(libc::ENODEV),
+            detail: "no such device".into(),
         }
     }
 

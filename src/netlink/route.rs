@@ -1,0 +1,226 @@
+//! Routes: add (create or replace), delete, dump.
+
+use super::{Error, Handle, Result};
+use ipnet::IpNet;
+use neli::consts::nl::NlmF;
+use neli::consts::rtnl::{RtAddrFamily, RtScope, RtTable, Rta, Rtm, RtmF, Rtn, Rtprot};
+use neli::nl::NlPayload;
+use neli::rtnl::{Rtattr, RtattrBuilder, Rtmsg, RtmsgBuilder};
+use neli::types::{Buffer, RtBuffer};
+use std::net::IpAddr;
+
+/// `RTNH_F_ONLINK` in rtm_flags: the gateway is reachable on the link even if no prefix says so.
+const RTNH_F_ONLINK: u32 = 4;
+/// The main routing table.
+pub const MAIN_TABLE: u32 = 254;
+
+/// A route, as weft adds it and as the kernel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dst: IpNet,
+    pub gw: Option<IpAddr>,
+    /// Output interface index.
+    pub oif: Option<i32>,
+    /// Preferred source address (`src`).
+    pub src: Option<IpAddr>,
+    /// rtnetlink scope: 0 universe, 253 link, 254 host.
+    pub scope: u8,
+    pub table: u32,
+    /// Metric (`metric`/`priority`).
+    pub priority: Option<u32>,
+    pub onlink: bool,
+}
+
+impl Route {
+    /// A universe-scope route in the main table.
+    pub fn new(dst: IpNet) -> Route {
+        Route {
+            dst,
+            gw: None,
+            oif: None,
+            src: None,
+            scope: 0,
+            table: MAIN_TABLE,
+            priority: None,
+            onlink: false,
+        }
+    }
+}
+
+fn ip_bytes(ip: IpAddr) -> Buffer {
+    match ip {
+        IpAddr::V4(v) => Buffer::from(v.octets().to_vec()),
+        IpAddr::V6(v) => Buffer::from(v.octets().to_vec()),
+    }
+}
+
+fn ip_from(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
+}
+
+fn family_of(ip: IpAddr) -> RtAddrFamily {
+    if ip.is_ipv4() {
+        RtAddrFamily::Inet
+    } else {
+        RtAddrFamily::Inet6
+    }
+}
+
+fn rta<P: neli::Size + neli::ToBytes>(
+    op: &dyn Fn() -> String,
+    ty: Rta,
+    p: P,
+) -> Result<Rtattr<Rta, Buffer>> {
+    RtattrBuilder::default()
+        .rta_type(ty)
+        .rta_payload(p)
+        .build()
+        .map_err(|e| Error::new(op(), e.to_string()))
+}
+
+fn table_byte(table: u32) -> RtTable {
+    if table < 256 {
+        RtTable::from(table as u8)
+    } else {
+        RtTable::Unspec
+    }
+}
+
+fn describe(r: &Route) -> String {
+    let mut s = format!("{}", r.dst);
+    if let Some(gw) = r.gw {
+        s.push_str(&format!(" via {gw}"));
+    }
+    if let Some(oif) = r.oif {
+        s.push_str(&format!(" dev {oif}"));
+    }
+    s
+}
+
+impl Handle {
+    fn route_msg(&self, r: &Route, op: &dyn Fn() -> String) -> Result<Rtmsg> {
+        let mut attrs = RtBuffer::new();
+        // The kernel wants the network address, not a host address with a prefix.
+        attrs.push(rta(op, Rta::Dst, ip_bytes(r.dst.network()))?);
+        if let Some(gw) = r.gw {
+            attrs.push(rta(op, Rta::Gateway, ip_bytes(gw))?);
+        }
+        if let Some(oif) = r.oif {
+            attrs.push(rta(op, Rta::Oif, oif as u32)?);
+        }
+        if let Some(src) = r.src {
+            attrs.push(rta(op, Rta::Prefsrc, ip_bytes(src))?);
+        }
+        if let Some(p) = r.priority {
+            attrs.push(rta(op, Rta::Priority, p)?);
+        }
+        if r.table >= 256 {
+            attrs.push(rta(op, Rta::Table, r.table)?);
+        }
+        RtmsgBuilder::default()
+            .rtm_family(family_of(r.dst.addr()))
+            .rtm_dst_len(r.dst.prefix_len())
+            .rtm_src_len(0)
+            .rtm_tos(0)
+            .rtm_table(table_byte(r.table))
+            // Go's netlink library (and so the reference plugins) add routes as proto boot.
+            .rtm_protocol(Rtprot::Boot)
+            .rtm_scope(RtScope::from(r.scope))
+            .rtm_type(Rtn::Unicast)
+            .rtm_flags(if r.onlink {
+                RtmF::from_bits_retain(RTNH_F_ONLINK)
+            } else {
+                RtmF::empty()
+            })
+            .rtattrs(attrs)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))
+    }
+
+    /// `ip route add ROUTE`: EEXIST (see [`Error::is_exists`]) if the route is already there.
+    pub fn add_route(&self, r: &Route) -> Result<()> {
+        let op = || format!("failed to add route {}", describe(r));
+        let msg = self.route_msg(r, &op)?;
+        self.ack(Rtm::Newroute, NlmF::CREATE | NlmF::EXCL, msg, &op)
+    }
+
+    /// `ip route replace ROUTE`
+    pub fn replace_route(&self, r: &Route) -> Result<()> {
+        let op = || format!("failed to replace route {}", describe(r));
+        let msg = self.route_msg(r, &op)?;
+        self.ack(Rtm::Newroute, NlmF::CREATE | NlmF::REPLACE, msg, &op)
+    }
+
+    /// `ip route del ROUTE`
+    pub fn delete_route(&self, r: &Route) -> Result<()> {
+        let op = || format!("failed to delete route {}", describe(r));
+        let msg = self.route_msg(r, &op)?;
+        self.ack(Rtm::Delroute, NlmF::empty(), msg, &op)
+    }
+
+    /// `ip [-6] route show table all`: unicast routes of both families, every table.
+    pub fn routes(&self) -> Result<Vec<Route>> {
+        let op = || "failed to list routes".to_string();
+        let msg = RtmsgBuilder::default()
+            .rtm_family(RtAddrFamily::Unspecified)
+            .rtm_dst_len(0)
+            .rtm_src_len(0)
+            .rtm_tos(0)
+            .rtm_table(RtTable::Unspec)
+            .rtm_protocol(Rtprot::Unspec)
+            .rtm_scope(RtScope::Universe)
+            .rtm_type(Rtn::Unspec)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let recv = self
+            .router()
+            .send::<_, _, Rtm, Rtmsg>(Rtm::Getroute, NlmF::DUMP, NlPayload::Payload(msg))
+            .map_err(|e| Error::from_router(op(), e))?;
+        let mut out = Vec::new();
+        for reply in recv {
+            let reply = reply.map_err(|e| Error::from_router(op(), e))?;
+            let Some(p) = reply.get_payload() else {
+                continue;
+            };
+            if *p.rtm_type() != Rtn::Unicast {
+                continue;
+            }
+            let attrs = p.rtattrs().get_attr_handle();
+            let get_ip = |ty: Rta| {
+                attrs
+                    .get_attribute(ty)
+                    .and_then(|a| ip_from(a.rta_payload().as_ref()))
+            };
+            let v4 = *p.rtm_family() == RtAddrFamily::Inet;
+            let dst_ip = get_ip(Rta::Dst).unwrap_or(if v4 {
+                IpAddr::from([0u8; 4])
+            } else {
+                IpAddr::from([0u8; 16])
+            });
+            let Ok(dst) = IpNet::new(dst_ip, *p.rtm_dst_len()) else {
+                continue;
+            };
+            let table = attrs
+                .get_attr_payload_as::<u32>(Rta::Table)
+                .unwrap_or(u8::from(*p.rtm_table()) as u32);
+            out.push(Route {
+                dst,
+                gw: get_ip(Rta::Gateway),
+                oif: attrs
+                    .get_attr_payload_as::<u32>(Rta::Oif)
+                    .ok()
+                    .map(|i| i as i32),
+                src: get_ip(Rta::Prefsrc),
+                scope: u8::from(*p.rtm_scope()),
+                table,
+                priority: attrs.get_attr_payload_as::<u32>(Rta::Priority).ok(),
+                onlink: p.rtm_flags().bits() & RTNH_F_ONLINK != 0,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,266 @@
+//! The netlink library against the real kernel, inside throwaway namespaces, checked with `ip -j`.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::os::fd::AsFd;
+use weft::netlink::{Handle, Route, VethOptions};
+use weft::netns::NetNs;
+
+fn handle(ns: &Netns) -> (NetNs, Handle) {
+    let n = NetNs::open(ns.path()).unwrap();
+    let h = Handle::open_in(&n).unwrap();
+    (n, h)
+}
+
+fn ipj(ns: &Netns, args: &[&str]) -> Value {
+    let mut a = vec!["-j"];
+    a.extend_from_slice(args);
+    serde_json::from_str(&ns.ip(&a)).unwrap()
+}
+
+#[test]
+fn veth_pair_with_peer_created_in_another_namespace() {
+    let (a, b) = (Netns::new("nla"), Netns::new("nlb"));
+    let (_na, ha) = handle(&a);
+    let (nb, hb) = handle(&b);
+    let mac = [0x02, 0x42, 0, 0, 0, 0x01];
+    ha.create_veth(
+        "wt-a",
+        "wt-b",
+        VethOptions {
+            mtu: Some(1400),
+            mac: Some(mac),
+            peer_netns: Some(nb.as_fd()),
+        },
+    )
+    .unwrap();
+    let la = &ipj(&a, &["-d", "link", "show", "wt-a"])[0];
+    assert_eq!(la["mtu"], 1400);
+    assert_eq!(la["address"], "02:42:00:00:00:01");
+    assert_eq!(la["linkinfo"]["info_kind"], "veth");
+    let lb = &ipj(&b, &["link", "show", "wt-b"])[0];
+    assert_eq!(lb["mtu"], 1400);
+    assert!(ipj(&a, &["link", "show"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["ifname"] != "wt-b"));
+
+    let link = ha.link_by_name("wt-a").unwrap();
+    assert_eq!(
+        (link.kind.as_str(), link.mtu, link.up),
+        ("veth", 1400, false)
+    );
+    assert_eq!(link.mac_string(), "02:42:00:00:00:01");
+    assert_eq!(ha.link_by_index(link.index).unwrap().name, "wt-a");
+    ha.set_link_up(link.index, true).unwrap();
+    let peer = hb.link_by_name("wt-b").unwrap();
+    hb.set_link_up(peer.index, true).unwrap();
+    assert!(ha.link_by_name("wt-a").unwrap().up);
+
+    let again = ha
+        .create_veth("wt-a", "wt-c", VethOptions::default())
+        .unwrap_err();
+    assert!(again.is_exists(), "{again}");
+    let missing = ha.link_by_name("wt-nope").unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+
+    ha.delete_link(link.index).unwrap();
+    assert!(ha.link_by_name("wt-a").unwrap_err().is_not_found());
+    assert!(
+        hb.link_by_name("wt-b").unwrap_err().is_not_found(),
+        "the peer goes too"
+    );
+    assert!(ha.delete_link(link.index).unwrap_err().is_not_found());
+}
+
+#[test]
+fn bridge_ports_mtu_mac_promisc() {
+    let ns = Netns::new("nlbr");
+    let (_n, h) = handle(&ns);
+    // VLAN filtering needs CONFIG_BRIDGE_VLAN_FILTERING; ask `ip` whether this kernel has it and
+    // expect exactly what `ip` gets.
+    let probe = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &ns.name,
+            "link",
+            "add",
+            "wt-probe",
+            "type",
+            "bridge",
+            "vlan_filtering",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    match h.create_bridge("wt-brv", None, true) {
+        Ok(()) => {
+            assert!(probe.status.success(), "ip could not, weft could?");
+            let brv = &ipj(&ns, &["-d", "link", "show", "wt-brv"])[0];
+            assert_eq!(brv["linkinfo"]["info_data"]["vlan_filtering"], 1);
+        }
+        Err(e) => {
+            assert!(!probe.status.success(), "ip could, weft could not: {e}");
+            assert_eq!(e.errno(), Some(95), "{e}");
+            assert!(
+                h.link_by_name("wt-brv").unwrap_err().is_not_found(),
+                "nothing half-made"
+            );
+        }
+    }
+    h.create_bridge("wt-br0", Some(1450), false).unwrap();
+    let br = &ipj(&ns, &["-d", "link", "show", "wt-br0"])[0];
+    assert_eq!(br["linkinfo"]["info_kind"], "bridge");
+    assert_eq!(br["mtu"], 1450);
+    h.create_bridge("wt-br1", None, false).unwrap();
+    let br1 = &ipj(&ns, &["-d", "link", "show", "wt-br1"])[0];
+    assert_eq!(br1["linkinfo"]["info_data"]["vlan_filtering"], 0);
+
+    h.create_veth("wt-p0", "wt-p1", VethOptions::default())
+        .unwrap();
+    let bridge = h.link_by_name("wt-br0").unwrap();
+    let port = h.link_by_name("wt-p0").unwrap();
+    h.set_link_master(port.index, bridge.index).unwrap();
+    assert_eq!(h.link_by_name("wt-p0").unwrap().master, bridge.index);
+    assert_eq!(ipj(&ns, &["link", "show", "wt-p0"])[0]["master"], "wt-br0");
+    h.set_link_master(port.index, 0).unwrap();
+    assert_eq!(h.link_by_name("wt-p0").unwrap().master, 0);
+
+    h.set_link_mtu(port.index, 1300).unwrap();
+    h.set_link_mac(port.index, [0x02, 0, 0, 0, 0xbe, 0xef])
+        .unwrap();
+    let p = h.link_by_name("wt-p0").unwrap();
+    assert_eq!(
+        (p.mtu, p.mac_string().as_str()),
+        (1300, "02:00:00:00:be:ef")
+    );
+
+    h.set_link_promisc(bridge.index, true).unwrap();
+    assert!(h.link_by_name("wt-br0").unwrap().promisc);
+    let flags = ipj(&ns, &["link", "show", "wt-br0"])[0]["flags"].clone();
+    assert!(
+        flags.as_array().unwrap().iter().any(|f| f == "PROMISC"),
+        "{flags}"
+    );
+    h.set_link_promisc(bridge.index, false).unwrap();
+    assert!(!h.link_by_name("wt-br0").unwrap().promisc);
+
+    let names: Vec<String> = h.links().unwrap().into_iter().map(|l| l.name).collect();
+    for n in ["lo", "wt-br0", "wt-br1", "wt-p0", "wt-p1"] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
+}
+
+#[test]
+fn addresses_and_routes() {
+    let ns = Netns::new("nlrt");
+    let (_n, h) = handle(&ns);
+    h.create_veth("wt-r0", "wt-r1", VethOptions::default())
+        .unwrap();
+    let dev = h.link_by_name("wt-r0").unwrap();
+    h.set_link_up(dev.index, true).unwrap();
+    let peer = h.link_by_name("wt-r1").unwrap();
+    h.set_link_up(peer.index, true).unwrap();
+
+    h.add_address(dev.index, "10.9.0.2/24".parse().unwrap())
+        .unwrap();
+    h.add_address(dev.index, "fd00:9::2/64".parse().unwrap())
+        .unwrap();
+    let e = h
+        .add_address(dev.index, "10.9.0.2/24".parse().unwrap())
+        .unwrap_err();
+    assert!(e.is_exists(), "{e}");
+    let info = &ipj(&ns, &["addr", "show", "wt-r0"])[0]["addr_info"];
+    let v4 = info
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["family"] == "inet")
+        .unwrap();
+    assert_eq!(
+        (v4["local"].as_str(), v4["prefixlen"].as_u64()),
+        (Some("10.9.0.2"), Some(24))
+    );
+    assert_eq!(v4["broadcast"], "10.9.0.255");
+    let mine: Vec<String> = h
+        .addresses(Some(dev.index as u32))
+        .unwrap()
+        .into_iter()
+        .map(|a| a.addr.to_string())
+        .collect();
+    assert!(
+        mine.contains(&"10.9.0.2/24".to_string()) && mine.contains(&"fd00:9::2/64".to_string())
+    );
+
+    let mut via = Route::new("10.10.0.0/16".parse().unwrap());
+    via.gw = Some("10.9.0.1".parse().unwrap());
+    via.oif = Some(dev.index);
+    h.add_route(&via).unwrap();
+    assert!(h.add_route(&via).unwrap_err().is_exists());
+    let mut onlink = Route::new("10.11.0.0/16".parse().unwrap());
+    onlink.gw = Some("10.99.0.1".parse().unwrap());
+    onlink.oif = Some(dev.index);
+    onlink.onlink = true;
+    h.add_route(&onlink).unwrap();
+    let mut scoped = Route::new("10.12.0.1/32".parse().unwrap());
+    scoped.oif = Some(dev.index);
+    scoped.scope = 253;
+    scoped.src = Some("10.9.0.2".parse().unwrap());
+    h.add_route(&scoped).unwrap();
+    let mut tabled = Route::new("0.0.0.0/0".parse().unwrap());
+    tabled.gw = Some("10.9.0.1".parse().unwrap());
+    tabled.oif = Some(dev.index);
+    tabled.table = 1000;
+    tabled.priority = Some(50);
+    h.add_route(&tabled).unwrap();
+    let mut v6 = Route::new("fd00:10::/64".parse().unwrap());
+    v6.gw = Some("fd00:9::1".parse().unwrap());
+    v6.oif = Some(dev.index);
+    h.add_route(&v6).unwrap();
+
+    let shown = ns.ip(&["route", "show"]);
+    assert!(
+        shown.contains("10.10.0.0/16 via 10.9.0.1 dev wt-r0"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("10.11.0.0/16 via 10.99.0.1 dev wt-r0 onlink"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("10.12.0.1 dev wt-r0 scope link src 10.9.0.2"),
+        "{shown}"
+    );
+    let t = ns.ip(&["route", "show", "table", "1000"]);
+    assert!(
+        t.contains("default via 10.9.0.1 dev wt-r0 metric 50"),
+        "{t}"
+    );
+    assert!(ns
+        .ip(&["-6", "route", "show"])
+        .contains("fd00:10::/64 via fd00:9::1 dev wt-r0"));
+
+    let dumped = h.routes().unwrap();
+    let find = |dst: &str| dumped.iter().find(|r| r.dst.to_string() == dst).cloned();
+    assert_eq!(find("10.10.0.0/16").unwrap().gw, via.gw);
+    assert!(find("10.11.0.0/16").unwrap().onlink);
+    let s = find("10.12.0.1/32").unwrap();
+    assert_eq!((s.scope, s.src), (253, scoped.src));
+    let d = find("0.0.0.0/0").unwrap();
+    assert_eq!((d.table, d.priority), (1000, Some(50)));
+
+    let mut moved = via.clone();
+    moved.gw = Some("10.9.0.254".parse().unwrap());
+    h.replace_route(&moved).unwrap();
+    assert!(ns
+        .ip(&["route", "show"])
+        .contains("10.10.0.0/16 via 10.9.0.254 dev wt-r0"));
+    h.delete_route(&moved).unwrap();
+    assert!(!ns.ip(&["route", "show"]).contains("10.10.0.0/16"));
+    assert!(h.delete_route(&moved).unwrap_err().is_not_found());
+    h.delete_address(dev.index, "10.9.0.2/24".parse().unwrap())
+        .unwrap();
+    assert!(!ns.ip(&["addr", "show", "wt-r0"]).contains("10.9.0.2"));
+}

@@ -1,12 +1,12 @@
 //! Addresses: list, add, delete.
 
-use super::{Error, Handle, Result};
+use super::{ip_bytes, ip_from, Error, Handle, Result};
 use ipnet::IpNet;
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Ifa, RtAddrFamily, RtScope, Rtm};
 use neli::nl::NlPayload;
 use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder, RtattrBuilder};
-use neli::types::{Buffer, RtBuffer};
+use neli::types::RtBuffer;
 use std::net::IpAddr;
 
 /// An address on a link.
@@ -16,21 +16,6 @@ pub struct Address {
     pub addr: IpNet,
     /// rtnetlink scope: 0 universe, 253 link, 254 host.
     pub scope: u8,
-}
-
-fn ip_from(bytes: &[u8]) -> Option<IpAddr> {
-    match bytes.len() {
-        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
-        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
-        _ => None,
-    }
-}
-
-fn ip_bytes(ip: IpAddr) -> Buffer {
-    match ip {
-        IpAddr::V4(v) => Buffer::from(v.octets().to_vec()),
-        IpAddr::V6(v) => Buffer::from(v.octets().to_vec()),
-    }
 }
 
 impl Handle {

@@ -166,34 +166,36 @@ impl Handle {
         Ok(out)
     }
 
-    /// `ip link show dev NAME`
-    pub fn link_by_name(&self, name: &str) -> Result<Link> {
-        let op = || format!("failed to find link {name:?}");
+    fn get_one_link(
+        &self,
+        index: i32,
+        name: Option<&str>,
+        op: &dyn Fn() -> String,
+    ) -> Result<Link> {
         let mut attrs = RtBuffer::new();
-        attrs.push(attr(&op, Ifla::Ifname, name)?);
+        if let Some(name) = name {
+            attrs.push(attr(op, Ifla::Ifname, name)?);
+        }
         let msg = IfinfomsgBuilder::default()
             .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_index(index)
             .rtattrs(attrs)
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
-        self.get_links(msg, NlmF::ACK, &op)?
+        self.get_links(msg, NlmF::ACK, op)?
             .into_iter()
             .next()
             .ok_or_else(|| Error::not_found(op()))
     }
 
+    /// `ip link show dev NAME`
+    pub fn link_by_name(&self, name: &str) -> Result<Link> {
+        self.get_one_link(0, Some(name), &|| format!("failed to find link {name:?}"))
+    }
+
     /// `ip link show` with the index as the key.
     pub fn link_by_index(&self, index: i32) -> Result<Link> {
-        let op = || format!("failed to find link {index}");
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .ifi_index(index)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
-        self.get_links(msg, NlmF::ACK, &op)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::not_found(op()))
+        self.get_one_link(index, None, &|| format!("failed to find link {index}"))
     }
 
     /// `ip link show` (every link in the namespace)

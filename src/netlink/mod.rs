@@ -89,6 +89,23 @@ impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// An address as the kernel wants it in an attribute: 4 or 16 bytes, network order.
+pub(crate) fn ip_bytes(ip: std::net::IpAddr) -> neli::types::Buffer {
+    match ip {
+        std::net::IpAddr::V4(v) => neli::types::Buffer::from(v.octets().to_vec()),
+        std::net::IpAddr::V6(v) => neli::types::Buffer::from(v.octets().to_vec()),
+    }
+}
+
+/// An address attribute read back from the kernel.
+pub(crate) fn ip_from(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => Some(std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+        _ => None,
+    }
+}
+
 /// An rtnetlink socket bound to one network namespace.
 pub struct Handle {
     router: NlRouter,

@@ -1,6 +1,6 @@
 //! Routes: add (create or replace), delete, dump.
 
-use super::{Error, Handle, Result};
+use super::{ip_bytes, ip_from, Error, Handle, Result};
 use ipnet::IpNet;
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{RtAddrFamily, RtScope, RtTable, Rta, Rtm, RtmF, Rtn, Rtprot};
@@ -44,21 +44,6 @@ impl Route {
             priority: None,
             onlink: false,
         }
-    }
-}
-
-fn ip_bytes(ip: IpAddr) -> Buffer {
-    match ip {
-        IpAddr::V4(v) => Buffer::from(v.octets().to_vec()),
-        IpAddr::V6(v) => Buffer::from(v.octets().to_vec()),
-    }
-}
-
-fn ip_from(bytes: &[u8]) -> Option<IpAddr> {
-    match bytes.len() {
-        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
-        16 => Some(IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
-        _ => None,
     }
 }
 

@@ -1,11 +1,10 @@
 //! Addresses: list, add, delete.
 
-use super::{ip_bytes, ip_from, Error, Handle, Result};
+use super::{attr, ip_bytes, ip_from, Error, Handle, Result};
 use ipnet::IpNet;
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Ifa, RtAddrFamily, RtScope, Rtm};
-use neli::nl::NlPayload;
-use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder, RtattrBuilder};
+use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder};
 use neli::types::RtBuffer;
 use std::net::IpAddr;
 
@@ -20,13 +19,7 @@ pub struct Address {
 
 impl Handle {
     fn addr_msg(&self, index: i32, addr: IpNet, op: &dyn Fn() -> String) -> Result<Ifaddrmsg> {
-        let build = |ty: Ifa, ip: IpAddr| {
-            RtattrBuilder::default()
-                .rta_type(ty)
-                .rta_payload(ip_bytes(ip))
-                .build()
-                .map_err(|e| Error::new(op(), e.to_string()))
-        };
+        let build = |ty: Ifa, ip: IpAddr| attr(op, ty, ip_bytes(ip));
         let mut attrs = RtBuffer::new();
         attrs.push(build(Ifa::Local, addr.addr())?);
         attrs.push(build(Ifa::Address, addr.addr())?);
@@ -75,36 +68,21 @@ impl Handle {
             .ifa_index(0)
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
-        let recv = self
-            .router()
-            .send::<_, _, Rtm, Ifaddrmsg>(Rtm::Getaddr, NlmF::DUMP, NlPayload::Payload(msg))
-            .map_err(|e| Error::from_router(op(), e))?;
-        let mut out = Vec::new();
-        for reply in recv {
-            let reply = reply.map_err(|e| Error::from_router(op(), e))?;
-            let Some(p) = reply.get_payload() else {
-                continue;
-            };
+        self.request(Rtm::Getaddr, NlmF::DUMP, msg, &op, |p: &Ifaddrmsg| {
             if index.is_some_and(|i| i != *p.ifa_index()) {
-                continue;
+                return None;
             }
             let attrs = p.rtattrs().get_attr_handle();
             // IFA_LOCAL is the address of this host on point-to-point links; IFA_ADDRESS otherwise.
             let raw = attrs
                 .get_attribute(Ifa::Local)
                 .or_else(|| attrs.get_attribute(Ifa::Address));
-            let Some(ip) = raw.and_then(|a| ip_from(a.rta_payload().as_ref())) else {
-                continue;
-            };
-            let Ok(addr) = IpNet::new(ip, *p.ifa_prefixlen()) else {
-                continue;
-            };
-            out.push(Address {
+            let ip = raw.and_then(|a| ip_from(a.rta_payload().as_ref()))?;
+            Some(Address {
                 index: *p.ifa_index(),
-                addr,
+                addr: IpNet::new(ip, *p.ifa_prefixlen()).ok()?,
                 scope: u8::from(*p.ifa_scope()),
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 }

@@ -1,10 +1,9 @@
 //! Links: look up, dump, create (veth, bridge), set up/down, MTU, MAC, master, delete.
 
-use super::{Error, Handle, Result};
+use super::{attr, Error, Handle, Result};
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Iff, Ifla, IflaInfo, RtAddrFamily, Rtm};
-use neli::nl::NlPayload;
-use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder};
+use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr};
 use neli::types::{Buffer, RtBuffer};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -105,39 +104,15 @@ pub struct VethOptions<'a> {
     pub peer_netns: Option<BorrowedFd<'a>>,
 }
 
-fn attr<P: neli::Size + neli::ToBytes>(
-    op: &dyn Fn() -> String,
-    ty: Ifla,
-    p: P,
-) -> Result<Rtattr<Ifla, Buffer>> {
-    RtattrBuilder::default()
-        .rta_type(ty)
-        .rta_payload(p)
-        .build()
-        .map_err(|e| Error::new(op(), e.to_string()))
-}
-
 fn linkinfo(
     op: &dyn Fn() -> String,
     kind: &str,
     data: Option<Buffer>,
 ) -> Result<Rtattr<Ifla, Buffer>> {
     let mut info = RtBuffer::<IflaInfo, Buffer>::new();
-    info.push(
-        RtattrBuilder::default()
-            .rta_type(IflaInfo::Kind)
-            .rta_payload(kind)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?,
-    );
+    info.push(attr(op, IflaInfo::Kind, kind)?);
     if let Some(data) = data {
-        info.push(
-            RtattrBuilder::default()
-                .rta_type(IflaInfo::Data)
-                .rta_payload(data)
-                .build()
-                .map_err(|e| Error::new(op(), e.to_string()))?,
-        );
+        info.push(attr(op, IflaInfo::Data, data)?);
     }
     attr(op, Ifla::Linkinfo, info)
 }
@@ -151,19 +126,9 @@ fn serialize<P: neli::ToBytes + neli::Size>(op: &dyn Fn() -> String, p: &P) -> R
 
 impl Handle {
     fn get_links(&self, msg: Ifinfomsg, flags: NlmF, op: &dyn Fn() -> String) -> Result<Vec<Link>> {
-        let recv = self
-            .router()
-            .send::<_, _, Rtm, Ifinfomsg>(Rtm::Getlink, flags, NlPayload::Payload(msg))
-            .map_err(|e| Error::from_router(op(), e))?;
-        // Drain the whole reply: an unread ack would be handed to the next request.
-        let mut out = Vec::new();
-        for reply in recv {
-            let reply = reply.map_err(|e| Error::from_router(op(), e))?;
-            if let Some(p) = reply.get_payload() {
-                out.push(Link::from_msg(p));
-            }
-        }
-        Ok(out)
+        self.request(Rtm::Getlink, flags, msg, op, |p: &Ifinfomsg| {
+            Some(Link::from_msg(p))
+        })
     }
 
     fn get_one_link(
@@ -225,13 +190,7 @@ impl Handle {
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
         let mut data = RtBuffer::<u16, Buffer>::new();
-        data.push(
-            RtattrBuilder::default()
-                .rta_type(VETH_INFO_PEER)
-                .rta_payload(serialize(&op, &peer_msg)?)
-                .build()
-                .map_err(|e| Error::new(op(), e.to_string()))?,
-        );
+        data.push(attr(&op, VETH_INFO_PEER, serialize(&op, &peer_msg)?)?);
         let mut attrs = RtBuffer::new();
         attrs.push(attr(&op, Ifla::Ifname, name)?);
         if let Some(mtu) = opts.mtu {
@@ -254,13 +213,7 @@ impl Handle {
         }
         let data = if vlan_filtering {
             let mut d = RtBuffer::<u16, Buffer>::new();
-            d.push(
-                RtattrBuilder::default()
-                    .rta_type(IFLA_BR_VLAN_FILTERING)
-                    .rta_payload(1u8)
-                    .build()
-                    .map_err(|e| Error::new(op(), e.to_string()))?,
-            );
+            d.push(attr(&op, IFLA_BR_VLAN_FILTERING, 1u8)?);
             Some(serialize(&op, &d)?)
         } else {
             None
@@ -356,20 +309,6 @@ impl Handle {
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
         self.ack(Rtm::Dellink, NlmF::empty(), msg, &op)
-    }
-
-    pub(crate) fn ack<P>(&self, ty: Rtm, flags: NlmF, msg: P, op: &dyn Fn() -> String) -> Result<()>
-    where
-        P: neli::Size + neli::ToBytes + std::fmt::Debug,
-    {
-        let recv = self
-            .router()
-            .send::<_, _, Rtm, Buffer>(ty, flags | NlmF::ACK, NlPayload::Payload(msg))
-            .map_err(|e| Error::from_router(op(), e))?;
-        for reply in recv {
-            reply.map_err(|e| Error::from_router(op(), e))?;
-        }
-        Ok(())
     }
 }
 

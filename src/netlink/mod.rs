@@ -14,9 +14,14 @@ pub use link::{format_mac, parse_mac, Link, VethOptions};
 pub use route::{Route, MAIN_TABLE};
 
 use crate::netns::NetNs;
+use neli::consts::nl::NlmF;
+use neli::consts::rtnl::{RtaType, Rtm};
 use neli::consts::socket::NlFamily;
 use neli::err::RouterError;
+use neli::nl::NlPayload;
 use neli::router::synchronous::NlRouter;
+use neli::rtnl::{Rtattr, RtattrBuilder};
+use neli::types::Buffer;
 use neli::utils::Groups;
 use std::fmt;
 
@@ -129,4 +134,54 @@ impl Handle {
     pub(crate) fn router(&self) -> &NlRouter {
         &self.router
     }
+
+    /// Sends `msg` and maps every reply payload of type `P` through `each`, reading the whole
+    /// answer (dump parts and ack) so nothing is left for the next request.
+    pub(crate) fn request<Q, P, T>(
+        &self,
+        ty: Rtm,
+        flags: NlmF,
+        msg: Q,
+        op: &dyn Fn() -> String,
+        mut each: impl FnMut(&P) -> Option<T>,
+    ) -> Result<Vec<T>>
+    where
+        Q: neli::Size + neli::ToBytes + fmt::Debug,
+        P: neli::Size + neli::FromBytesWithInput<Input = usize> + fmt::Debug,
+    {
+        let recv = self
+            .router()
+            .send::<_, _, Rtm, P>(ty, flags, NlPayload::Payload(msg))
+            .map_err(|e| Error::from_router(op(), e))?;
+        let mut out = Vec::new();
+        for reply in recv {
+            let reply = reply.map_err(|e| Error::from_router(op(), e))?;
+            if let Some(v) = reply.get_payload().and_then(&mut each) {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends a request that only answers with an ack.
+    pub(crate) fn ack<Q>(&self, ty: Rtm, flags: NlmF, msg: Q, op: &dyn Fn() -> String) -> Result<()>
+    where
+        Q: neli::Size + neli::ToBytes + fmt::Debug,
+    {
+        self.request::<Q, Buffer, ()>(ty, flags | NlmF::ACK, msg, op, |_| None)
+            .map(|_| ())
+    }
+}
+
+/// One rtnetlink attribute; a builder failure is reported under `op`.
+pub(crate) fn attr<T, P>(op: &dyn Fn() -> String, ty: T, payload: P) -> Result<Rtattr<T, Buffer>>
+where
+    T: RtaType,
+    P: neli::Size + neli::ToBytes,
+{
+    RtattrBuilder::default()
+        .rta_type(ty)
+        .rta_payload(payload)
+        .build()
+        .map_err(|e| Error::new(op(), e.to_string()))
 }

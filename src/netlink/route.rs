@@ -1,12 +1,11 @@
 //! Routes: add (create or replace), delete, dump.
 
-use super::{ip_bytes, ip_from, Error, Handle, Result};
+use super::{attr, ip_bytes, ip_from, Error, Handle, Result};
 use ipnet::IpNet;
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{RtAddrFamily, RtScope, RtTable, Rta, Rtm, RtmF, Rtn, Rtprot};
-use neli::nl::NlPayload;
-use neli::rtnl::{Rtattr, RtattrBuilder, Rtmsg, RtmsgBuilder};
-use neli::types::{Buffer, RtBuffer};
+use neli::rtnl::{Rtmsg, RtmsgBuilder};
+use neli::types::RtBuffer;
 use std::net::IpAddr;
 
 /// `RTNH_F_ONLINK` in rtm_flags: the gateway is reachable on the link even if no prefix says so.
@@ -55,18 +54,6 @@ fn family_of(ip: IpAddr) -> RtAddrFamily {
     }
 }
 
-fn rta<P: neli::Size + neli::ToBytes>(
-    op: &dyn Fn() -> String,
-    ty: Rta,
-    p: P,
-) -> Result<Rtattr<Rta, Buffer>> {
-    RtattrBuilder::default()
-        .rta_type(ty)
-        .rta_payload(p)
-        .build()
-        .map_err(|e| Error::new(op(), e.to_string()))
-}
-
 fn table_byte(table: u32) -> RtTable {
     if table < 256 {
         RtTable::from(table as u8)
@@ -90,21 +77,21 @@ impl Handle {
     fn route_msg(&self, r: &Route, op: &dyn Fn() -> String) -> Result<Rtmsg> {
         let mut attrs = RtBuffer::new();
         // The kernel wants the network address, not a host address with a prefix.
-        attrs.push(rta(op, Rta::Dst, ip_bytes(r.dst.network()))?);
+        attrs.push(attr(op, Rta::Dst, ip_bytes(r.dst.network()))?);
         if let Some(gw) = r.gw {
-            attrs.push(rta(op, Rta::Gateway, ip_bytes(gw))?);
+            attrs.push(attr(op, Rta::Gateway, ip_bytes(gw))?);
         }
         if let Some(oif) = r.oif {
-            attrs.push(rta(op, Rta::Oif, oif as u32)?);
+            attrs.push(attr(op, Rta::Oif, oif as u32)?);
         }
         if let Some(src) = r.src {
-            attrs.push(rta(op, Rta::Prefsrc, ip_bytes(src))?);
+            attrs.push(attr(op, Rta::Prefsrc, ip_bytes(src))?);
         }
         if let Some(p) = r.priority {
-            attrs.push(rta(op, Rta::Priority, p)?);
+            attrs.push(attr(op, Rta::Priority, p)?);
         }
         if r.table >= 256 {
-            attrs.push(rta(op, Rta::Table, r.table)?);
+            attrs.push(attr(op, Rta::Table, r.table)?);
         }
         RtmsgBuilder::default()
             .rtm_family(family_of(r.dst.addr()))
@@ -161,18 +148,9 @@ impl Handle {
             .rtm_type(Rtn::Unspec)
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
-        let recv = self
-            .router()
-            .send::<_, _, Rtm, Rtmsg>(Rtm::Getroute, NlmF::DUMP, NlPayload::Payload(msg))
-            .map_err(|e| Error::from_router(op(), e))?;
-        let mut out = Vec::new();
-        for reply in recv {
-            let reply = reply.map_err(|e| Error::from_router(op(), e))?;
-            let Some(p) = reply.get_payload() else {
-                continue;
-            };
+        self.request(Rtm::Getroute, NlmF::DUMP, msg, &op, |p: &Rtmsg| {
             if *p.rtm_type() != Rtn::Unicast {
-                continue;
+                return None;
             }
             let attrs = p.rtattrs().get_attr_handle();
             let get_ip = |ty: Rta| {
@@ -180,19 +158,13 @@ impl Handle {
                     .get_attribute(ty)
                     .and_then(|a| ip_from(a.rta_payload().as_ref()))
             };
-            let v4 = *p.rtm_family() == RtAddrFamily::Inet;
-            let dst_ip = get_ip(Rta::Dst).unwrap_or(if v4 {
+            let unspecified = if *p.rtm_family() == RtAddrFamily::Inet {
                 IpAddr::from([0u8; 4])
             } else {
                 IpAddr::from([0u8; 16])
-            });
-            let Ok(dst) = IpNet::new(dst_ip, *p.rtm_dst_len()) else {
-                continue;
             };
-            let table = attrs
-                .get_attr_payload_as::<u32>(Rta::Table)
-                .unwrap_or(u8::from(*p.rtm_table()) as u32);
-            out.push(Route {
+            let dst = IpNet::new(get_ip(Rta::Dst).unwrap_or(unspecified), *p.rtm_dst_len()).ok()?;
+            Some(Route {
                 dst,
                 gw: get_ip(Rta::Gateway),
                 oif: attrs
@@ -201,11 +173,12 @@ impl Handle {
                     .map(|i| i as i32),
                 src: get_ip(Rta::Prefsrc),
                 scope: u8::from(*p.rtm_scope()),
-                table,
+                table: attrs
+                    .get_attr_payload_as::<u32>(Rta::Table)
+                    .unwrap_or(u8::from(*p.rtm_table()) as u32),
                 priority: attrs.get_attr_payload_as::<u32>(Rta::Priority).ok(),
                 onlink: p.rtm_flags().bits() & RTNH_F_ONLINK != 0,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 }

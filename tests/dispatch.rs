@@ -5,6 +5,17 @@ use common::*;
 use std::os::unix::fs::symlink;
 use std::process::Command;
 
+/// Every applet name, in `--list` order: the ones built and the ones reserved.
+const APPLETS: [&str; 7] = [
+    "bridge",
+    "ptp",
+    "loopback",
+    "host-local",
+    "flannel",
+    "flanneld",
+    "mk-docker-opts",
+];
+
 fn weft_cmd(args: &[&str]) -> std::process::Output {
     Command::new(weft()).args(args).output().unwrap()
 }
@@ -28,18 +39,7 @@ fn list_has_every_reserved_name() {
         .lines()
         .map(String::from)
         .collect();
-    assert_eq!(
-        names,
-        [
-            "bridge",
-            "ptp",
-            "loopback",
-            "host-local",
-            "flannel",
-            "flanneld",
-            "mk-docker-opts"
-        ]
-    );
+    assert_eq!(names, APPLETS);
     let help = weft_cmd(&["--help"]);
     assert!(help.status.success());
     assert!(String::from_utf8(help.stdout)
@@ -101,15 +101,7 @@ fn install_is_idempotent_and_refuses_foreign_files() {
     assert!(ok(&[]).status.success());
     assert!(ok(&[]).status.success(), "second install must be a no-op");
     let exe = weft().canonicalize().unwrap();
-    for name in [
-        "bridge",
-        "ptp",
-        "loopback",
-        "host-local",
-        "flannel",
-        "flanneld",
-        "mk-docker-opts",
-    ] {
+    for name in APPLETS {
         assert_eq!(std::fs::read_link(dir.join(name)).unwrap(), exe, "{name}");
     }
     // A foreign plugin in the way: refused, and nothing else changed either.

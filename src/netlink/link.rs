@@ -29,6 +29,8 @@ pub struct Link {
     pub mac: Vec<u8>,
     /// `IFLA_MASTER`: the bridge this link is a port of, 0 if none.
     pub master: i32,
+    /// `IFLA_LINK`: for a veth, the peer's index (in the peer's namespace); 0 if none.
+    pub parent: i32,
     /// `IFLA_INFO_KIND` ("veth", "bridge", ...), empty for plain devices like lo.
     pub kind: String,
 }
@@ -59,6 +61,7 @@ impl Link {
                 .map(|a| a.rta_payload().as_ref().to_vec())
                 .unwrap_or_default(),
             master: attrs.get_attr_payload_as::<u32>(Ifla::Master).unwrap_or(0) as i32,
+            parent: attrs.get_attr_payload_as::<u32>(Ifla::Link).unwrap_or(0) as i32,
             kind,
         }
     }

@@ -1,10 +1,12 @@
 //! The weft binary: one table of applets, dispatched on the name it was called by
 //! (`/opt/cni/bin/host-local` → host-local) or on its first argument (`weft host-local`).
 
+mod bridge;
 mod dispatch;
 mod host_local;
 mod install;
 mod loopback;
+mod ptp;
 mod reserved;
 
 use std::ffi::OsString;
@@ -24,15 +26,15 @@ pub struct Applet {
 pub const APPLETS: &[Applet] = &[
     Applet {
         name: "bridge",
-        summary: "CNI plugin: veth pair into a Linux bridge (not built yet)",
-        main: reserved::main_bridge,
-        in_process: None,
+        summary: "CNI plugin: veth pair into a Linux bridge",
+        main: bridge::main,
+        in_process: Some(weft::cni::skel::in_process::<bridge::Bridge>),
     },
     Applet {
         name: "ptp",
-        summary: "CNI plugin: point-to-point veth with host routes (not built yet)",
-        main: reserved::main_ptp,
-        in_process: None,
+        summary: "CNI plugin: point-to-point veth with host routes",
+        main: ptp::main,
+        in_process: Some(weft::cni::skel::in_process::<ptp::Ptp>),
     },
     Applet {
         name: "loopback",

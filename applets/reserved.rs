@@ -14,14 +14,6 @@ fn not_built(name: &str, cni: bool) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub fn main_bridge(_: Vec<OsString>) -> ExitCode {
-    not_built("bridge", true)
-}
-
-pub fn main_ptp(_: Vec<OsString>) -> ExitCode {
-    not_built("ptp", true)
-}
-
 pub fn main_flannel(_: Vec<OsString>) -> ExitCode {
     not_built("flannel", true)
 }

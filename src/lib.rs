@@ -6,11 +6,21 @@
 //! - [`netlink`]: the only module that speaks rtnetlink.
 //! - [`netns`]: namespace fds and the thread rule for entering them.
 //! - [`ipam`]: address ranges, the allocator, and the on-disk store shared with Go's host-local.
+//! - [`iface`]: container interface plumbing shared by bridge and ptp (veth pair, addresses and
+//!   routes from a result, gateway addresses).
+//! - [`bridge`], [`ptp`]: the library side of those plugins (config, host-side plumbing).
+//! - [`sysctl`]: per-namespace /proc/sys; [`undo`]: the rollback guard of ADD.
 //!
 //! The library prints nothing to stdout and never exits the process: stdout belongs to the
 //! protocol, which the applets own.
 
+pub mod bridge;
 pub mod cni;
+pub mod firewall;
+pub mod iface;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
+pub mod ptp;
+pub mod sysctl;
+pub mod undo;

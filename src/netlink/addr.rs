@@ -15,7 +15,14 @@ pub struct Address {
     pub addr: IpNet,
     /// rtnetlink scope: 0 universe, 253 link, 254 host.
     pub scope: u8,
+    /// `IFA_F_*` bits (IFA_FLAGS when present, which carries the bits above 8).
+    pub flags: u32,
 }
+
+/// `IFA_F_DADFAILED`: duplicate address detection found the address in use.
+pub const IFA_F_DADFAILED: u32 = 0x08;
+/// `IFA_F_TENTATIVE`: duplicate address detection has not finished.
+pub const IFA_F_TENTATIVE: u32 = 0x40;
 
 impl Handle {
     fn addr_msg(&self, index: i32, addr: IpNet, op: &dyn Fn() -> String) -> Result<Ifaddrmsg> {
@@ -82,6 +89,9 @@ impl Handle {
                 index: *p.ifa_index(),
                 addr: IpNet::new(ip, *p.ifa_prefixlen()).ok()?,
                 scope: u8::from(*p.ifa_scope()),
+                flags: attrs
+                    .get_attr_payload_as::<u32>(Ifa::Flags)
+                    .unwrap_or(p.ifa_flags().bits() as u32),
             })
         })
     }

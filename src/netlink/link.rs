@@ -23,6 +23,8 @@ pub struct Link {
     pub up: bool,
     /// Operationally up (`IF_OPER_UP`).
     pub oper_up: bool,
+    /// `IFLA_OPERSTATE` as the kernel reports it (RFC 2863 numbering).
+    pub operstate: u8,
     pub promisc: bool,
     pub mtu: u32,
     /// Hardware address, empty for links without one.
@@ -54,6 +56,9 @@ impl Link {
                 .unwrap_or_default(),
             up: msg.ifi_flags().contains(Iff::UP),
             oper_up: attrs.get_attr_payload_as::<u8>(Ifla::Operstate).ok() == Some(IF_OPER_UP),
+            operstate: attrs
+                .get_attr_payload_as::<u8>(Ifla::Operstate)
+                .unwrap_or(0),
             promisc: msg.ifi_flags().contains(Iff::PROMISC),
             mtu: attrs.get_attr_payload_as::<u32>(Ifla::Mtu).unwrap_or(0),
             mac: attrs
@@ -63,6 +68,19 @@ impl Link {
             master: attrs.get_attr_payload_as::<u32>(Ifla::Master).unwrap_or(0) as i32,
             parent: attrs.get_attr_payload_as::<u32>(Ifla::Link).unwrap_or(0) as i32,
             kind,
+        }
+    }
+
+    /// The operational state as Go's netlink library names it (the reference's messages use it).
+    pub fn oper_state_name(&self) -> &'static str {
+        match self.operstate {
+            1 => "not-present",
+            2 => "down",
+            3 => "lower-layer-down",
+            4 => "testing",
+            5 => "dormant",
+            6 => "up",
+            _ => "unknown",
         }
     }
 

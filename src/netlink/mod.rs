@@ -6,12 +6,16 @@
 //! container namespace with [`Handle::open_in`], then use it from any thread.
 
 mod addr;
+mod bridge_port;
 mod link;
+mod neigh;
 mod route;
 
-pub use addr::Address;
+pub use addr::{Address, IFA_F_DADFAILED, IFA_F_TENTATIVE};
+pub use bridge_port::{BridgePort, PortVlan};
 pub use link::{format_mac, parse_mac, Link, VethOptions};
-pub use route::{Route, MAIN_TABLE};
+pub use neigh::{IpFamily, Neighbour};
+pub use route::{Route, MAIN_TABLE, SCOPE_NOWHERE};
 
 use crate::netns::NetNs;
 use neli::consts::nl::NlmF;

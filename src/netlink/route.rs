@@ -10,6 +10,10 @@ use std::net::IpAddr;
 
 /// `RTNH_F_ONLINK` in rtm_flags: the gateway is reachable on the link even if no prefix says so.
 const RTNH_F_ONLINK: u32 = 4;
+/// Go's netlink library (and so the reference plugins) add routes as proto boot.
+const ADD_PROTOCOL: Rtprot = Rtprot::Boot;
+/// As a delete's scope: any scope.
+pub const SCOPE_NOWHERE: u8 = 255;
 /// The main routing table.
 pub const MAIN_TABLE: u32 = 254;
 
@@ -74,7 +78,7 @@ fn describe(r: &Route) -> String {
 }
 
 impl Handle {
-    fn route_msg(&self, r: &Route, op: &dyn Fn() -> String) -> Result<Rtmsg> {
+    fn route_msg(&self, r: &Route, proto: Rtprot, op: &dyn Fn() -> String) -> Result<Rtmsg> {
         let mut attrs = RtBuffer::new();
         // The kernel wants the network address, not a host address with a prefix.
         attrs.push(attr(op, Rta::Dst, ip_bytes(r.dst.network()))?);
@@ -99,8 +103,7 @@ impl Handle {
             .rtm_src_len(0)
             .rtm_tos(0)
             .rtm_table(table_byte(r.table))
-            // Go's netlink library (and so the reference plugins) add routes as proto boot.
-            .rtm_protocol(Rtprot::Boot)
+            .rtm_protocol(proto)
             .rtm_scope(RtScope::from(r.scope))
             .rtm_type(Rtn::Unicast)
             .rtm_flags(if r.onlink {
@@ -116,21 +119,31 @@ impl Handle {
     /// `ip route add ROUTE`: EEXIST (see [`Error::is_exists`]) if the route is already there.
     pub fn add_route(&self, r: &Route) -> Result<()> {
         let op = || format!("failed to add route {}", describe(r));
-        let msg = self.route_msg(r, &op)?;
+        let msg = self.route_msg(r, ADD_PROTOCOL, &op)?;
         self.ack(Rtm::Newroute, NlmF::CREATE | NlmF::EXCL, msg, &op)
+    }
+
+    /// `ip route add ROUTE` without exclusivity, as Go's `RouteAddEcmp`: a route to the same
+    /// prefix through another gateway is added beside the existing one; an identical route is
+    /// still EEXIST.
+    pub fn add_route_ecmp(&self, r: &Route) -> Result<()> {
+        let op = || format!("failed to add route {}", describe(r));
+        let msg = self.route_msg(r, ADD_PROTOCOL, &op)?;
+        self.ack(Rtm::Newroute, NlmF::CREATE, msg, &op)
     }
 
     /// `ip route replace ROUTE`
     pub fn replace_route(&self, r: &Route) -> Result<()> {
         let op = || format!("failed to replace route {}", describe(r));
-        let msg = self.route_msg(r, &op)?;
+        let msg = self.route_msg(r, ADD_PROTOCOL, &op)?;
         self.ack(Rtm::Newroute, NlmF::CREATE | NlmF::REPLACE, msg, &op)
     }
 
-    /// `ip route del ROUTE`
+    /// `ip route del ROUTE`. The kernel matches any protocol; it matches the scope given,
+    /// except [`SCOPE_NOWHERE`] which matches any scope.
     pub fn delete_route(&self, r: &Route) -> Result<()> {
         let op = || format!("failed to delete route {}", describe(r));
-        let msg = self.route_msg(r, &op)?;
+        let msg = self.route_msg(r, Rtprot::Unspec, &op)?;
         self.ack(Rtm::Delroute, NlmF::empty(), msg, &op)
     }
 

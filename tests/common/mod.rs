@@ -314,3 +314,136 @@ pub fn reserved_ips(dir: &Path) -> Vec<String> {
         .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
         .collect()
 }
+
+impl Netns {
+    /// `ip -j ARGS...` inside the namespace, parsed (`[]` for empty output).
+    pub fn ipj(&self, args: &[&str]) -> Value {
+        let mut a = vec!["-j"];
+        a.extend_from_slice(args);
+        let out = self.ip(&a);
+        if out.trim().is_empty() {
+            return Value::Array(Vec::new());
+        }
+        serde_json::from_str(&out).unwrap()
+    }
+    /// Runs `cmd ARGS...` inside the namespace; returns (success, stdout+stderr).
+    pub fn exec(&self, cmd: &[&str]) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+    /// Link names in the namespace, sorted.
+    pub fn link_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .ipj(&["link", "show"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+    /// `ping -c1` from inside the namespace.
+    pub fn ping(&self, ip: &str) -> bool {
+        self.exec(&["ping", "-c", "1", "-W", "2", ip]).0
+    }
+    /// `iptables -t nat -S` (or ip6tables) inside the namespace.
+    pub fn nat_rules(&self, v6: bool) -> Vec<String> {
+        let prog = if v6 { "ip6tables" } else { "iptables" };
+        let (ok, out) = self.exec(&[prog, "-w", "-t", "nat", "-S"]);
+        assert!(ok, "{out}");
+        out.lines()
+            .filter(|l| !l.starts_with("-P "))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Runs `program` inside `host`, as a runtime on that host would.
+pub fn run_in(host: &Netns, program: &Path, env: &Env, stdin: &str) -> Outcome {
+    finish(spawn_in(host, program, env, stdin))
+}
+
+/// [`run_in`] without waiting.
+pub fn spawn_in(host: &Netns, program: &Path, env: &Env, stdin: &str) -> std::process::Child {
+    spawn_with(&["ip", "netns", "exec", &host.name], program, env, stdin)
+}
+
+/// Merges the keys of `extra` into the object `base`.
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        for (k, v) in e {
+            b.insert(k, v);
+        }
+    }
+    base
+}
+
+/// A test "host": a namespace the plugin runs in (so the machine's own interfaces, routes and
+/// firewall are never touched) and a host-local data directory.
+pub struct Site {
+    pub host: Netns,
+    pub data: TempDir,
+}
+
+impl Site {
+    pub fn new(tag: &str) -> Site {
+        Site {
+            host: Netns::new(tag),
+            data: TempDir::new(tag),
+        }
+    }
+
+    /// A config named `mynet` of type `plugin` with host-local IPAM on 10.1.2.0/24 (state in this
+    /// site's data dir), with `extra` merged in (an `ipam` in `extra` gets the dataDir too).
+    pub fn conf(&self, plugin: &str, v: &str, extra: Value) -> String {
+        let base = serde_json::json!({
+            "cniVersion": v, "name": "mynet", "type": plugin,
+            "ipam": {"type": "host-local", "subnet": "10.1.2.0/24"},
+        });
+        let mut c = merged(base, extra);
+        if let Some(ipam) = c.get_mut("ipam").and_then(Value::as_object_mut) {
+            if ipam.contains_key("type") {
+                ipam.insert("dataDir".into(), Value::from(self.data_dir()));
+            }
+        }
+        c.to_string()
+    }
+
+    pub fn data_dir(&self) -> String {
+        self.data.path().display().to_string()
+    }
+
+    /// Addresses host-local holds for network `mynet`.
+    pub fn reserved(&self) -> Vec<String> {
+        reserved_ips(&self.data.path().join("mynet"))
+    }
+
+    /// Runs `program` (weft's applet by name, or a path) inside the host namespace.
+    pub fn run(&self, program: &str, env: &Env, stdin: &str) -> Outcome {
+        let path = if program.contains('/') {
+            PathBuf::from(program)
+        } else {
+            bin_dir().join(program)
+        };
+        run_in(&self.host, &path, env, stdin)
+    }
+
+    /// The environment of `command` for container `cid` in `ctr`.
+    pub fn env(&self, command: &str, cid: &str, ctr: &Netns) -> Env {
+        Env::new(command, cid, &ctr.path())
+    }
+}
+
+/// Wraps a result as the `prevResult` of `conf` (for CHECK and chained plugins).
+pub fn with_prev(conf: &str, result: &Value) -> String {
+    let mut c: Value = serde_json::from_str(conf).unwrap();
+    c["prevResult"] = result.clone();
+    c.to_string()
+}

@@ -1,0 +1,293 @@
+//! `bridge`: connects a container to a Linux bridge on the host through a veth pair, with
+//! addresses from the IPAM plugin (or none: L2 mode). Behaves as the reference plugin; a failed
+//! ADD leaves nothing of its own behind (the bridge and its gateway addresses are shared
+//! infrastructure and stay, as with the reference).
+
+use anyhow::{bail, Context, Result};
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use weft::bridge::conf::BridgeConf;
+use weft::bridge::{calc_gateways, host};
+use weft::cni::delegate;
+use weft::cni::result::{CniResult, Interface};
+use weft::cni::{CmdArgs, Command, NetConf, Plugin};
+use weft::firewall::{masq, spoofcheck};
+use weft::iface::{self, check};
+use weft::netlink::{Handle, Link};
+use weft::netns::{self, NetNs};
+use weft::sysctl;
+use weft::undo::Undo;
+
+pub struct Bridge;
+
+fn host_iface(l: &Link) -> Interface {
+    Interface {
+        name: l.name.clone(),
+        mac: l.mac_string(),
+        ..Default::default()
+    }
+}
+
+fn open_netns(path: &str) -> Result<NetNs> {
+    NetNs::open(path).with_context(|| format!("failed to open netns {path:?}"))
+}
+
+impl Plugin for Bridge {
+    const ABOUT: &'static str = concat!("CNI bridge plugin weft ", env!("CARGO_PKG_VERSION"));
+
+    fn add(args: &CmdArgs, conf: &NetConf) -> Result<CniResult> {
+        let bc = BridgeConf::load(conf, &args.args)?;
+        let host = Handle::open()?;
+        let br = host::ensure_bridge(&host, &bc)?;
+        let ns = open_netns(&args.netns)?;
+        let cont = Handle::open_in(&ns)?;
+        let host_ns = NetNs::current()?;
+        let mut undo = Undo::new();
+
+        let pair = iface::setup_veth(&host, &cont, host_ns.as_fd(), &args.ifname, bc.mtu, bc.mac)?;
+        let (cont_ref, cont_index) = (&cont, pair.container.index);
+        undo.push("delete the veth pair", move || {
+            Ok(cont_ref.delete_link(cont_index)?)
+        });
+        host::attach_port(&host, &br, &pair.host, &bc)?;
+        let mut result = CniResult {
+            interfaces: vec![
+                host_iface(&br),
+                host_iface(&pair.host),
+                Interface {
+                    name: args.ifname.clone(),
+                    mac: pair.container.mac_string(),
+                    sandbox: args.netns.clone(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        if bc.macspoofchk {
+            spoofcheck::setup(
+                &args.container_id,
+                &args.ifname,
+                &pair.host.name,
+                &pair.container.mac_string(),
+            )?;
+            undo.push("remove the MAC spoof check", || {
+                spoofcheck::teardown(&args.container_id, &args.ifname)
+            });
+        }
+
+        if bc.has_ipam {
+            let ipam = delegate::add(&conf.ipam_type, &args.stdin, args, conf.result_version())?;
+            undo.push("release the addresses", || {
+                delegate::call(&conf.ipam_type, Command::Del, &args.stdin, args)
+            });
+            if ipam.ips.is_empty() {
+                bail!("IPAM plugin returned missing IP config");
+            }
+            (result.ips, result.routes, result.dns) = (ipam.ips, ipam.routes, ipam.dns);
+            let gateways = calc_gateways(&mut result, &bc);
+            let ifname = &args.ifname;
+            ns.run(|| {
+                // Errors ignored as the reference does: IPv6 may be off in the container.
+                if bc.enable_dad {
+                    let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+                    let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+                } else {
+                    let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+                }
+                let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+                Ok(())
+            })?;
+            iface::configure_iface(&ns, &cont, ifname, &result)?;
+            if bc.is_gateway {
+                let gw_link = if bc.vlan != 0 && !(gateways.v4.is_empty() && gateways.v6.is_empty())
+                {
+                    let (l, _) = host::ensure_vlan_gateway_link(
+                        &host,
+                        &br,
+                        bc.vlan,
+                        bc.preserve_default_vlan,
+                    )
+                    .context("failed to create vlan interface")?;
+                    result.interfaces.push(host_iface(&l));
+                    l
+                } else {
+                    br.clone()
+                };
+                for gw in gateways.v4.iter().chain(&gateways.v6) {
+                    iface::ensure_addr(&host, &gw_link, *gw, bc.force_address)
+                        .context("failed to set bridge addr")?;
+                }
+                sysctl::enable_forwarding(!gateways.v4.is_empty(), !gateways.v6.is_empty())
+                    .context("failed to enable forwarding")?;
+            }
+            if bc.ip_masq {
+                let nets: Vec<_> = result.ips.iter().map(|i| i.address).collect();
+                let backend = bc.ip_masq_backend.as_deref();
+                masq::setup_ip_masq(backend, &nets, &conf.name, ifname, &args.container_id)
+                    .context("failed to setup IP masquerade")?;
+                undo.push("remove the masquerade rules", move || {
+                    masq::teardown_ip_masq(backend, &nets, &conf.name, ifname, &args.container_id)
+                });
+            }
+        } else if !bc.disable_container_interface {
+            cont.set_link_up(pair.container.index, true)
+                .with_context(|| format!("failed to set {:?} up", args.ifname))?;
+        }
+
+        if !bc.disable_container_interface {
+            iface::wait_oper_up(&host, pair.host.index)?;
+        }
+        // Both MACs can change once the port is enslaved and the bridge addressed.
+        result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
+        result.interfaces[1].mac = host.link_by_index(pair.host.index)?.mac_string();
+        if let Some(dns) = bc.dns {
+            result.dns = dns;
+        }
+        // A result the requested version cannot express (L2 at 0.2.0) fails now, while the
+        // guard can still take everything back.
+        result.to_value(conf.result_version())?;
+        undo.commit();
+        Ok(result)
+    }
+
+    fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
+        let bc = BridgeConf::load(conf, &args.args)?;
+        let ipam_del = || -> Result<()> {
+            if bc.has_ipam {
+                delegate::call(&conf.ipam_type, Command::Del, &args.stdin, args)?;
+            }
+            Ok(())
+        };
+        if args.netns.is_empty() {
+            return ipam_del();
+        }
+        let addrs = match NetNs::open(&args.netns) {
+            Ok(ns) => {
+                let cont = Handle::open_in(&ns)?;
+                iface::delete_link_collect_addrs(&cont, &args.ifname)?
+            }
+            // The namespace is gone, and the interface with it.
+            Err(e) if netns::is_not_found(&e) => Vec::new(),
+            Err(e) => return Err(e).context(format!("failed to open netns {:?}", args.netns)),
+        };
+        ipam_del()?;
+        let mut errors = Vec::new();
+        if bc.macspoofchk {
+            if let Err(e) = spoofcheck::teardown(&args.container_id, &args.ifname) {
+                errors.push(format!("{e:#}"));
+            }
+        }
+        if bc.has_ipam && bc.ip_masq {
+            let backend = bc.ip_masq_backend.as_deref();
+            if let Err(e) = masq::teardown_ip_masq(
+                backend,
+                &addrs,
+                &conf.name,
+                &args.ifname,
+                &args.container_id,
+            ) {
+                errors.push(format!("{e:#}"));
+            }
+        }
+        if !errors.is_empty() {
+            bail!("{}", errors.join("; "));
+        }
+        Ok(())
+    }
+
+    fn check(args: &CmdArgs, conf: &NetConf) -> Result<()> {
+        let bc = BridgeConf::load(conf, &args.args)?;
+        let ns = open_netns(&args.netns)?;
+        // The reference also asks an empty IPAM type, so its L2 bridges always fail CHECK;
+        // weft checks L2 attachments like any other.
+        if bc.has_ipam {
+            delegate::call(&conf.ipam_type, Command::Check, &args.stdin, args)?;
+        }
+        let prev = conf
+            .prev_result
+            .as_ref()
+            .context("Required prevResult missing")?;
+        let result = CniResult::parse_prev(prev, conf.result_version())?;
+        let host = Handle::open()?;
+        let br = check_bridge(&host, &result, &bc)?;
+        let (_, cont_if) = check::find_container_iface(&result, &args.ifname, &args.netns)?;
+        let cont = Handle::open_in(&ns)?;
+        let cont_link = check::check_container_veth(&cont, cont_if)?;
+        let mut found = false;
+        for intf in &result.interfaces {
+            if intf.name == bc.bridge || intf.name == cont_if.name || !intf.sandbox.is_empty() {
+                continue;
+            }
+            let Ok(l) = host.link_by_name(&intf.name) else {
+                continue;
+            };
+            if l.kind != "veth"
+                || l.index != cont_link.parent
+                || l.parent != cont_link.index
+                || l.master != br.index
+            {
+                continue;
+            }
+            check::check_mac(&l, intf)?;
+            found = true;
+            break;
+        }
+        if !found {
+            bail!("CNI veth created for bridge {} was not found", bc.bridge);
+        }
+        check::check_ips(&cont, &cont_link, &result.ips)?;
+        check::check_routes(&cont, &result.routes)
+    }
+
+    fn status(args: &CmdArgs, conf: &NetConf) -> Result<()> {
+        if !conf.ipam_type.is_empty() {
+            delegate::call(&conf.ipam_type, Command::Status, &args.stdin, args)?;
+        }
+        Ok(())
+    }
+
+    fn gc(args: &CmdArgs, conf: &NetConf) -> Result<()> {
+        // The spec: a plugin that delegates IPAM passes GC on to it.
+        if !conf.ipam_type.is_empty() {
+            delegate::call(&conf.ipam_type, Command::Gc, &args.stdin, args)?;
+        }
+        Ok(())
+    }
+}
+
+/// The bridge named in the config, as prevResult reported it, still as it was.
+fn check_bridge(h: &Handle, res: &CniResult, bc: &BridgeConf) -> Result<Link> {
+    let intf = res
+        .interfaces
+        .iter()
+        .find(|i| i.name == bc.bridge)
+        .with_context(|| format!("Bridge interface name missing in prevResult: {}", bc.bridge))?;
+    if !intf.sandbox.is_empty() {
+        bail!(
+            "Bridge interface {} should not be in namespace {}",
+            intf.name,
+            intf.sandbox
+        );
+    }
+    let link = h
+        .link_by_name(&intf.name)
+        .with_context(|| format!("Error: Bridge interface {} not found", intf.name))?;
+    if link.kind != "bridge" {
+        bail!("Error: Bridge interface {} not of type bridge", intf.name);
+    }
+    check::check_mac(&link, intf)?;
+    if link.promisc != bc.promisc_mode {
+        bail!(
+            "Bridge interface {} configured Promisc Mode {} doesn't match current state: {}",
+            intf.name,
+            bc.promisc_mode,
+            link.promisc
+        );
+    }
+    Ok(link)
+}
+
+pub fn main(_: Vec<OsString>) -> ExitCode {
+    weft::cni::run::<Bridge>()
+}

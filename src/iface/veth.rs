@@ -1,0 +1,140 @@
+//! The veth pair between a container and the host, made the way the reference plugins make it.
+
+use crate::netlink::{Handle, Link, VethOptions};
+use crate::sysctl;
+use anyhow::{anyhow, bail, Context, Result};
+use ipnet::IpNet;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+/// Both ends of a new pair.
+#[derive(Debug, Clone)]
+pub struct VethPair {
+    pub host: Link,
+    pub container: Link,
+}
+
+/// `veth` and 8 random hex digits, the reference's host-side naming.
+pub fn random_host_name() -> Result<String> {
+    let mut b = [0u8; 4];
+    // SAFETY: getrandom writes at most b.len() bytes into the valid buffer `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        return Err(std::io::Error::last_os_error()).context("getrandom");
+    }
+    Ok(format!(
+        "veth{:02x}{:02x}{:02x}{:02x}",
+        b[0], b[1], b[2], b[3]
+    ))
+}
+
+/// Creates the pair with the container end named `ifname` (MTU and MAC as given) and the host
+/// end, randomly named, made straight inside the host namespace `host_ns`; brings the host end
+/// up and stops it accepting router advertisements. `host` and `container` are handles opened
+/// in those namespaces; call from a thread in the host namespace (the sysctl write).
+pub fn setup_veth(
+    host: &Handle,
+    container: &Handle,
+    host_ns: BorrowedFd<'_>,
+    ifname: &str,
+    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
+) -> Result<VethPair> {
+    // Checked first so the error names the container side, as the reference's does.
+    match container.link_by_name(ifname) {
+        Ok(_) => bail!("container veth name ({ifname:?}) already exists"),
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut attempts = 0;
+    let host_name = loop {
+        let name = random_host_name()?;
+        let opts = VethOptions {
+            mtu,
+            mac,
+            peer_netns: Some(host_ns),
+        };
+        match container.create_veth(ifname, &name, opts) {
+            Ok(()) => break name,
+            // The random host name is taken (the container name was free a moment ago):
+            // draw another, where the reference simply fails.
+            Err(e) if e.is_exists() && attempts < 10 => {
+                if container.link_by_name(ifname).is_ok() {
+                    bail!("container veth name ({ifname:?}) already exists");
+                }
+                attempts += 1;
+            }
+            Err(e) => return Err(e).context("failed to make veth pair"),
+        }
+    };
+    let host_link = host
+        .link_by_name(&host_name)
+        .with_context(|| format!("failed to lookup {host_name:?}"))?;
+    host.set_link_up(host_link.index, true)
+        .with_context(|| format!("failed to set {host_name:?} up"))?;
+    // Errors ignored as the reference does: the sysctl is missing when IPv6 is disabled.
+    let _ = sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
+    let container_link = container
+        .link_by_name(ifname)
+        .with_context(|| format!("failed to lookup {ifname:?}"))?;
+    Ok(VethPair {
+        host: host.link_by_index(host_link.index)?,
+        container: container_link,
+    })
+}
+
+/// `ip link del IFNAME`, returning the global unicast addresses it had (for masquerade
+/// teardown). A missing link is not an error: the addresses are then empty.
+pub fn delete_link_collect_addrs(h: &Handle, ifname: &str) -> Result<Vec<IpNet>> {
+    let link = match h.link_by_name(ifname) {
+        Ok(l) => l,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let addrs = h
+        .addresses(Some(link.index as u32))?
+        .into_iter()
+        .map(|a| a.addr)
+        .filter(is_global_unicast)
+        .collect();
+    match h.delete_link(link.index) {
+        Ok(()) => Ok(addrs),
+        Err(e) if e.is_not_found() => Ok(addrs),
+        Err(e) => Err(anyhow!(e).context(format!("failed to delete {ifname:?}"))),
+    }
+}
+
+/// Go's `IsGlobalUnicast`: not unspecified, loopback, multicast, link-local or broadcast.
+fn is_global_unicast(n: &IpNet) -> bool {
+    match n.addr() {
+        std::net::IpAddr::V4(a) => {
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_link_local()
+                || a.is_broadcast())
+        }
+        std::net::IpAddr::V6(a) => {
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || (a.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Waits for a new bridge port to leave the disabled state, polling after 0, 50, 500, 1000 and
+/// 1000 ms as the reference does. Fails with the last operational state seen.
+pub fn wait_oper_up(h: &Handle, index: i32) -> Result<Link> {
+    let mut last = None;
+    for ms in [0u64, 50, 500, 1000, 1000] {
+        std::thread::sleep(Duration::from_millis(ms));
+        let l = h.link_by_index(index)?;
+        if l.oper_up {
+            return Ok(l);
+        }
+        last = Some(l);
+    }
+    let l = last.expect("polled at least once");
+    bail!("bridge port in error state: {}", l.oper_state_name())
+}

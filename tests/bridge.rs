@@ -480,13 +480,21 @@ fn bad_input_fails_cleanly() {
 fn del_after_the_netns_is_gone_releases_addresses() {
     let site = Site::new("bg2");
     let ctr = Netns::new("bg2c");
-    let conf = bridge_conf(&site, "1.0.0", json!({}));
+    let conf = bridge_conf(&site, "1.0.0", json!({"ipMasq": true}));
     let env = site.env("ADD", "gone", &ctr);
     site.run("bridge", &env, &conf).ok();
     assert_eq!(site.reserved().len(), 1);
+    assert_eq!(site.host.nat_rules(false).len(), 4);
     drop(ctr);
     site.run("bridge", &env.cmd("DEL"), &conf).ok();
     assert!(site.reserved().is_empty());
+    // The reference leaks the masquerade chain here (it learns the addresses from the gone
+    // interface); weft finds the jumps by the chain's name.
+    assert!(
+        site.host.nat_rules(false).is_empty(),
+        "{:?}",
+        site.host.nat_rules(false)
+    );
     // The kernel destroys a dead namespace's veth pairs asynchronously.
     for _ in 0..100 {
         if host_veths(&site).is_empty() {

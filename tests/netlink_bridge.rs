@@ -89,7 +89,10 @@ fn assert_port_matches(ns: &Netns, p: &BridgePort, name: &str) {
     assert_eq!(j["ifindex"], p.index, "{j}");
     // The STP state is not compared: a port moves between states on its own (carrier), so two
     // reads a moment apart may legitimately differ.
-    assert!(STP_STATES.contains(&j["state"].as_str().unwrap_or("")), "{j}");
+    assert!(
+        STP_STATES.contains(&j["state"].as_str().unwrap_or("")),
+        "{j}"
+    );
     assert_eq!(
         (j["hairpin"].as_bool(), j["isolated"].as_bool()),
         (Some(p.hairpin), Some(p.isolated)),

@@ -151,33 +151,49 @@ fn setup_iptables(ips: &[IpNet], net_name: &str, container_id: &str) -> Result<(
 /// of the family, and the kernel refuses to delete a chain that a jump still names. (The
 /// reference works address by address and so reports a spurious EBUSY when a container has two
 /// addresses of one family, although it ends up clean.)
+/// Removes the attachment's chain and every POSTROUTING jump into it, in both families. The
+/// jumps are found by listing POSTROUTING, not from `ips`, so a DEL whose namespace (and with
+/// it the addresses) is already gone still cleans up — the reference leaks the chain then.
 fn teardown_iptables(ips: &[IpNet], net_name: &str, container_id: &str) -> Result<()> {
     let chain = chain_name(net_name, container_id);
-    let comment = iptables_comment(net_name, container_id);
-    let tag = ["-m", "comment", "--comment", &comment];
     let mut errs = Vec::new();
-    let mut families = Vec::new();
-    for ip in ips {
-        let v6 = matches!(ip, IpNet::V6(_));
+    for v6 in [false, true] {
         let ipt = match Iptables::new(v6) {
             Ok(ipt) => ipt,
+            // A missing ip6tables only matters if there were IPv6 addresses to clean.
+            Err(e) if !v6 || ips.iter().any(|i| matches!(i, IpNet::V6(_))) => {
+                errs.push(format!("{e:#}"));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        match ipt.chain_exists("nat", &chain) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                errs.push(format!("{e:#}"));
+                continue;
+            }
+        }
+        let jump = format!("-j {chain}");
+        let rules = match ipt.list_rules("nat", "POSTROUTING") {
+            Ok(r) => r,
             Err(e) => {
                 errs.push(format!("{e:#}"));
                 continue;
             }
         };
-        // The bare address, and the `ip/prefix` form older releases used as the source.
-        for src in [ip.addr().to_string(), ip.to_string()] {
-            let rule = [&["-s", &src, "-j", &chain], &tag[..]].concat();
+        for line in rules
+            .iter()
+            .filter(|l| l.ends_with(&jump) || l.contains(&format!("{jump} ")))
+        {
+            let argv = split_rule(line);
+            // `-A POSTROUTING <rule...>`
+            let rule: Vec<&str> = argv.iter().skip(2).map(String::as_str).collect();
             if let Err(e) = ipt.delete_rule("nat", "POSTROUTING", &rule) {
                 errs.push(format!("{e:#}"));
             }
         }
-        if !families.iter().any(|f: &Iptables| f.is_v6() == v6) {
-            families.push(ipt);
-        }
-    }
-    for ipt in families {
         if let Err(e) = ipt.clear_and_delete_chain("nat", &chain) {
             errs.push(format!("{e:#}"));
         }
@@ -187,6 +203,38 @@ fn teardown_iptables(ips: &[IpNet], net_name: &str, container_id: &str) -> Resul
     } else {
         Err(anyhow!(errs.join("\n")))
     }
+}
+
+/// Splits a line of `iptables -S` back into arguments: words, with `"..."` (and `\"` inside)
+/// as one argument.
+fn split_rule(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut escaped, mut any) = (false, false, false);
+    for c in line.chars() {
+        match c {
+            _ if escaped => {
+                cur.push(c);
+                escaped = false;
+            }
+            '\\' if quoted => escaped = true,
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            _ => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 fn setup_nftables(ips: &[IpNet], net_name: &str, ifname: &str, container_id: &str) -> Result<()> {
@@ -302,6 +350,30 @@ fn go_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iptables_save_lines_split_back_into_arguments() {
+        let line = r#"-A POSTROUTING -s 10.1.2.2/32 -m comment --comment "name: \"mynet\" id: \"c1\"" -j CNI-x"#;
+        assert_eq!(
+            split_rule(line),
+            [
+                "-A",
+                "POSTROUTING",
+                "-s",
+                "10.1.2.2/32",
+                "-m",
+                "comment",
+                "--comment",
+                r#"name: "mynet" id: "c1""#,
+                "-j",
+                "CNI-x"
+            ]
+        );
+        assert_eq!(
+            split_rule(r#"-A X --comment """#),
+            ["-A", "X", "--comment", ""]
+        );
+    }
 
     // Expected values from the reference's own tests (pkg/ip/ipmasq_nftables_linux_test.go).
     #[test]

@@ -581,3 +581,27 @@ fn status_and_gc_go_to_ipam() {
         .ok();
     site.run("bridge", &e2.cmd("DEL"), &conf).ok();
 }
+
+#[test]
+fn container_sysctls_follow_enabledad() {
+    let site = Site::new("bd");
+    for (enabledad, accept_dad) in [(false, "0"), (true, "1")] {
+        let ctr = Netns::new("bdc");
+        let conf = bridge_conf(
+            &site,
+            "1.0.0",
+            json!({"enabledad": enabledad, "ipam": {"type": "host-local",
+                   "ranges": [[{"subnet": "fd00:7::/64"}]]}}),
+        );
+        site.run("bridge", &site.env("ADD", "dad", &ctr), &conf)
+            .ok();
+        let sys = |k: &str| ctr.exec(&["sysctl", "-n", k]).1.trim().to_string();
+        assert_eq!(sys("net.ipv6.conf.eth0.accept_dad"), accept_dad);
+        assert_eq!(sys("net.ipv4.conf.eth0.arp_notify"), "1");
+        if enabledad {
+            assert_eq!(sys("net.ipv6.conf.eth0.enhanced_dad"), "1");
+        }
+        site.run("bridge", &site.env("DEL", "dad", &ctr), &conf)
+            .ok();
+    }
+}

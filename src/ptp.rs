@@ -1,7 +1,7 @@
 //! The ptp plugin's library side: its configuration and the point-to-point routing it sets up
 //! on both ends of the veth pair.
 
-use crate::cni::json::{fold_keys, get_ci};
+use crate::cni::json::fold_keys;
 use crate::cni::result::{Dns, IpConfig};
 use crate::cni::{Code, Error, NetConf};
 use crate::netlink::{Handle, Link, Route, SCOPE_NOWHERE};
@@ -23,8 +23,6 @@ struct Wire {
     ip_masq_backend: Option<String>,
     #[serde(default)]
     mtu: i64,
-    #[serde(default)]
-    dns: Option<Dns>,
 }
 
 /// A validated ptp configuration.
@@ -40,33 +38,16 @@ pub struct PtpConf {
 impl PtpConf {
     pub fn load(conf: &NetConf) -> Result<PtpConf, Error> {
         let mut raw = conf.raw.clone();
-        fold_keys(&mut raw, &["ipMasq", "ipMasqBackend", "mtu", "dns"]);
+        fold_keys(&mut raw, &["ipMasq", "ipMasqBackend", "mtu"]);
         let w: Wire = serde_json::from_value(Value::Object(raw)).map_err(|e| {
             Error::new(Code::DecodingFailure, "failed to load netconf").with_details(e.to_string())
         })?;
-        let mtu = match w.mtu {
-            0 => None,
-            m if (68..=65535).contains(&m) => Some(m as u32),
-            m => {
-                return Err(Error::invalid_config(format!(
-                    "invalid MTU {m} (must be 0 for the default, or between 68 and 65535)"
-                )))
-            }
-        };
-        let dns_given = get_ci(&conf.raw, "dns")
-            .and_then(Value::as_object)
-            .is_some_and(|m| {
-                m.keys().any(|k| {
-                    ["nameservers", "domain", "search", "options"]
-                        .iter()
-                        .any(|want| k.eq_ignore_ascii_case(want))
-                })
-            });
+        let mtu = crate::iface::mtu_from_config(w.mtu)?;
         Ok(PtpConf {
             ip_masq: w.ip_masq,
             ip_masq_backend: w.ip_masq_backend.filter(|b| !b.is_empty()),
             mtu,
-            dns: w.dns.filter(|_| dns_given),
+            dns: conf.dns_override()?,
         })
     }
 }

@@ -9,7 +9,7 @@ use crate::netlink::parse_mac;
 use serde::Deserialize;
 use serde_json::Value;
 
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 18] = [
     "bridge",
     "isGateway",
     "isDefaultGateway",
@@ -26,7 +26,6 @@ const KEYS: [&str; 19] = [
     "enabledad",
     "disableContainerInterface",
     "portIsolation",
-    "dns",
     "args",
     "runtimeConfig",
 ];
@@ -66,8 +65,6 @@ struct Wire {
     disable_container_interface: bool,
     #[serde(default)]
     port_isolation: bool,
-    #[serde(default)]
-    dns: Option<Dns>,
     #[serde(default)]
     args: Option<Value>,
     #[serde(default)]
@@ -135,15 +132,7 @@ impl BridgeConf {
             )));
         }
         let vlan_trunk = collect_vlan_trunk(w.vlan_trunk.as_deref())?;
-        let mtu = match w.mtu {
-            0 => None,
-            m if (68..=65535).contains(&m) => Some(m as u32),
-            m => {
-                return Err(invalid(format!(
-                    "invalid MTU {m} (must be 0 for the default, or between 68 and 65535)"
-                )))
-            }
-        };
+        let mtu = crate::iface::mtu_from_config(w.mtu)?;
         let has_ipam = !conf.ipam_type.is_empty();
         if has_ipam && w.disable_container_interface {
             return Err(invalid(
@@ -178,7 +167,7 @@ impl BridgeConf {
             enable_dad: w.enabledad,
             disable_container_interface: w.disable_container_interface,
             port_isolation: w.port_isolation,
-            dns: w.dns.filter(|_| dns_given(conf)),
+            dns: conf.dns_override()?,
             mac,
             has_ipam,
         })
@@ -189,17 +178,6 @@ impl BridgeConf {
     pub fn vlan_filtering(&self) -> bool {
         self.vlan != 0 || self.trunk_given
     }
-}
-
-/// The config's `dns` counts when it is an object with at least one field, even an empty list.
-fn dns_given(conf: &NetConf) -> bool {
-    crate::cni::json::get_ci(&conf.raw, "dns")
-        .and_then(Value::as_object)
-        .is_some_and(|m| {
-            ["nameservers", "domain", "search", "options"]
-                .iter()
-                .any(|k| m.keys().any(|have| have.eq_ignore_ascii_case(k)))
-        })
 }
 
 fn select_mac(w: &Wire, cni_args: &str) -> Result<Option<[u8; 6]>, Error> {

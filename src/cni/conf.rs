@@ -3,6 +3,7 @@
 
 use super::error::{Code, Error};
 use super::json::{fold_keys, get_ci};
+use super::result::Dns;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -125,6 +126,26 @@ impl NetConf {
         } else {
             &self.cni_version
         }
+    }
+
+    /// The config's own `dns` when it sets any field (even to an empty list): bridge and ptp then
+    /// report it instead of the IPAM plugin's, as the reference decides.
+    pub fn dns_override(&self) -> Result<Option<Dns>, Error> {
+        let Some(Value::Object(m)) = get_ci(&self.raw, "dns") else {
+            return Ok(None);
+        };
+        let mut m = m.clone();
+        let keys = ["nameservers", "domain", "search", "options"];
+        fold_keys(&mut m, &keys);
+        if !keys.iter().any(|k| m.contains_key(*k)) {
+            return Ok(None);
+        }
+        serde_json::from_value(Value::Object(m))
+            .map(Some)
+            .map_err(|e| {
+                Error::new(Code::DecodingFailure, "failed to load netconf: dns")
+                    .with_details(e.to_string())
+            })
     }
 
     /// A plugin-specific section decoded into its wire type, keys folded to `keys` first.

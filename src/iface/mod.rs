@@ -13,3 +13,14 @@ pub mod veth;
 pub use configure::configure_iface;
 pub use gateway::ensure_addr;
 pub use veth::{delete_link_collect_addrs, setup_veth, wait_oper_up, VethPair};
+
+/// A config's `mtu`: 0 is the kernel's default; otherwise what a link can take (68..65535).
+pub fn mtu_from_config(mtu: i64) -> Result<Option<u32>, crate::cni::Error> {
+    match mtu {
+        0 => Ok(None),
+        m if (68..=65535).contains(&m) => Ok(Some(m as u32)),
+        m => Err(crate::cni::Error::invalid_config(format!(
+            "invalid MTU {m} (must be 0 for the default, or between 68 and 65535)"
+        ))),
+    }
+}

@@ -3,10 +3,11 @@
 //! request here speaks AF_BRIDGE: RTM_SETLINK / RTM_DELLINK go to the bridge the port belongs to,
 //! and port state is only reported by an AF_BRIDGE dump (a plain RTM_GETLINK leaves it out).
 
+use super::link::ifinfo;
 use super::{attr, Error, Handle, Result};
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Ifla, RtAddrFamily, Rtm};
-use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr};
+use neli::rtnl::{Ifinfomsg, Rtattr};
 use neli::types::{Buffer, RtBuffer};
 
 /// Set on an attribute whose payload is more attributes. IFLA_PROTINFO without it is read by the
@@ -105,20 +106,6 @@ pub struct PortVlan {
 }
 
 impl Handle {
-    fn bridge_msg(
-        &self,
-        index: i32,
-        attrs: RtBuffer<Ifla, Buffer>,
-        op: &dyn Fn() -> String,
-    ) -> Result<Ifinfomsg> {
-        IfinfomsgBuilder::default()
-            .ifi_family(af_bridge())
-            .ifi_index(index)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))
-    }
-
     /// The AF_BRIDGE view of every bridge port (and, with RTEXT_FILTER_BRVLAN, of every bridge),
     /// mapped through `each`. The kernel answers this only as a dump, hence no per-index get.
     fn bridge_dump<T>(
@@ -131,7 +118,7 @@ impl Handle {
         if ext_mask != 0 {
             attrs.push(attr(op, Ifla::ExtMask, ext_mask)?);
         }
-        let msg = self.bridge_msg(0, attrs, op)?;
+        let msg = ifinfo(af_bridge(), 0, attrs, op)?;
         self.request(Rtm::Getlink, NlmF::DUMP, msg, op, each)
     }
 
@@ -140,7 +127,7 @@ impl Handle {
         info.push(attr(op, ty, u8::from(on))?);
         let mut attrs = RtBuffer::new();
         attrs.push(attr(op, nested(Ifla::Protinfo), info)?);
-        let msg = self.bridge_msg(index, attrs, op)?;
+        let msg = ifinfo(af_bridge(), index, attrs, op)?;
         self.ack(Rtm::Setlink, NlmF::empty(), msg, op)
     }
 
@@ -184,7 +171,7 @@ impl Handle {
         spec.push(attr(op, IFLA_BRIDGE_VLAN_INFO, Buffer::from(info))?);
         let mut attrs = RtBuffer::new();
         attrs.push(attr(op, nested(Ifla::AfSpec), spec)?);
-        let msg = self.bridge_msg(index, attrs, op)?;
+        let msg = ifinfo(af_bridge(), index, attrs, op)?;
         self.ack(ty, NlmF::empty(), msg, op)
     }
 

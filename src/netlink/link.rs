@@ -138,6 +138,21 @@ fn linkinfo(
     attr(op, Ifla::Linkinfo, info)
 }
 
+/// An ifinfomsg for link `index` (0: none) of `family` carrying `attrs`.
+pub(super) fn ifinfo(
+    family: RtAddrFamily,
+    index: i32,
+    attrs: RtBuffer<Ifla, Buffer>,
+    op: &dyn Fn() -> String,
+) -> Result<Ifinfomsg> {
+    IfinfomsgBuilder::default()
+        .ifi_family(family)
+        .ifi_index(index)
+        .rtattrs(attrs)
+        .build()
+        .map_err(|e| Error::new(op(), e.to_string()))
+}
+
 fn serialize<P: neli::ToBytes + neli::Size>(op: &dyn Fn() -> String, p: &P) -> Result<Buffer> {
     let mut c = std::io::Cursor::new(Vec::with_capacity(p.padded_size()));
     p.to_bytes(&mut c)
@@ -162,12 +177,7 @@ impl Handle {
         if let Some(name) = name {
             attrs.push(attr(op, Ifla::Ifname, name)?);
         }
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .ifi_index(index)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let msg = ifinfo(RtAddrFamily::Unspecified, index, attrs, op)?;
         self.get_links(msg, NlmF::ACK, op)?
             .into_iter()
             .next()
@@ -187,10 +197,7 @@ impl Handle {
     /// `ip link show` (every link in the namespace)
     pub fn links(&self) -> Result<Vec<Link>> {
         let op = || "failed to list links".to_string();
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let msg = ifinfo(RtAddrFamily::Unspecified, 0, RtBuffer::new(), &op)?;
         self.get_links(msg, NlmF::DUMP, &op)
     }
 
@@ -205,11 +212,7 @@ impl Handle {
         if let Some(fd) = opts.peer_netns {
             peer_attrs.push(attr(&op, Ifla::NetNsFd, fd.as_raw_fd() as u32)?);
         }
-        let peer_msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .rtattrs(peer_attrs)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let peer_msg = ifinfo(RtAddrFamily::Unspecified, 0, peer_attrs, &op)?;
         let mut data = RtBuffer::<u16, Buffer>::new();
         data.push(attr(&op, VETH_INFO_PEER, serialize(&op, &peer_msg)?)?);
         let mut attrs = RtBuffer::new();
@@ -244,11 +247,7 @@ impl Handle {
     }
 
     fn new_link(&self, attrs: RtBuffer<Ifla, Buffer>, op: &dyn Fn() -> String) -> Result<()> {
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let msg = ifinfo(RtAddrFamily::Unspecified, 0, attrs, op)?;
         self.ack(Rtm::Newlink, NlmF::CREATE | NlmF::EXCL, msg, op)
     }
 
@@ -258,12 +257,7 @@ impl Handle {
         attrs: RtBuffer<Ifla, Buffer>,
         op: &dyn Fn() -> String,
     ) -> Result<()> {
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .ifi_index(index)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let msg = ifinfo(RtAddrFamily::Unspecified, index, attrs, op)?;
         self.ack(Rtm::Newlink, NlmF::empty(), msg, op)
     }
 
@@ -324,11 +318,7 @@ impl Handle {
     /// `ip link del dev INDEX`
     pub fn delete_link(&self, index: i32) -> Result<()> {
         let op = || format!("failed to delete link {index}");
-        let msg = IfinfomsgBuilder::default()
-            .ifi_family(RtAddrFamily::Unspecified)
-            .ifi_index(index)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let msg = ifinfo(RtAddrFamily::Unspecified, index, RtBuffer::new(), &op)?;
         self.ack(Rtm::Dellink, NlmF::empty(), msg, &op)
     }
 }

@@ -29,10 +29,6 @@ fn host_iface(l: &Link) -> Interface {
     }
 }
 
-fn open_netns(path: &str) -> Result<NetNs> {
-    NetNs::open(path).with_context(|| format!("failed to open netns {path:?}"))
-}
-
 impl Plugin for Bridge {
     const ABOUT: &'static str = concat!("CNI bridge plugin weft ", env!("CARGO_PKG_VERSION"));
 
@@ -40,7 +36,7 @@ impl Plugin for Bridge {
         let bc = BridgeConf::load(conf, &args.args)?;
         let host = Handle::open()?;
         let br = host::ensure_bridge(&host, &bc)?;
-        let ns = open_netns(&args.netns)?;
+        let ns = netns::open_container(&args.netns)?;
         let cont = Handle::open_in(&ns)?;
         let host_ns = NetNs::current()?;
         let mut undo = Undo::new();
@@ -162,15 +158,7 @@ impl Plugin for Bridge {
         if args.netns.is_empty() {
             return ipam_del();
         }
-        let addrs = match NetNs::open(&args.netns) {
-            Ok(ns) => {
-                let cont = Handle::open_in(&ns)?;
-                iface::delete_link_collect_addrs(&cont, &args.ifname)?
-            }
-            // The namespace is gone, and the interface with it.
-            Err(e) if netns::is_not_found(&e) => Vec::new(),
-            Err(e) => return Err(e).context(format!("failed to open netns {:?}", args.netns)),
-        };
+        let addrs = iface::delete_container_link(&args.netns, &args.ifname)?;
         ipam_del()?;
         let mut errors = Vec::new();
         if bc.macspoofchk {
@@ -198,7 +186,7 @@ impl Plugin for Bridge {
 
     fn check(args: &CmdArgs, conf: &NetConf) -> Result<()> {
         let bc = BridgeConf::load(conf, &args.args)?;
-        let ns = open_netns(&args.netns)?;
+        let ns = netns::open_container(&args.netns)?;
         // The reference also asks an empty IPAM type, so its L2 bridges always fail CHECK;
         // weft checks L2 attachments like any other.
         if bc.has_ipam {
@@ -236,8 +224,7 @@ impl Plugin for Bridge {
         if !found {
             bail!("CNI veth created for bridge {} was not found", bc.bridge);
         }
-        check::check_ips(&cont, &cont_link, &result.ips)?;
-        check::check_routes(&cont, &result.routes)
+        check::check_ips_and_routes(&cont, &cont_link, &result)
     }
 
     fn status(args: &CmdArgs, conf: &NetConf) -> Result<()> {

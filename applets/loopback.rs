@@ -1,18 +1,18 @@
 //! `loopback`: bring `lo` up in the container and report its addresses. Unlike the reference,
 //! the result is converted to the requested version rather than relabelled.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::ffi::OsString;
 use std::process::ExitCode;
 use weft::cni::result::{CniResult, Interface, IpConfig};
 use weft::cni::{CmdArgs, NetConf, Plugin};
 use weft::netlink::Handle;
-use weft::netns::{self, NetNs};
+use weft::netns;
 
 pub struct Loopback;
 
 fn open_lo(netns: &str) -> Result<(Handle, weft::netlink::Link)> {
-    let ns = NetNs::open(netns).with_context(|| format!("failed to open netns {netns:?}"))?;
+    let ns = netns::open_container(netns)?;
     let h = Handle::open_in(&ns)?;
     let lo = h.link_by_name("lo")?;
     Ok((h, lo))

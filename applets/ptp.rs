@@ -24,8 +24,7 @@ impl Plugin for Ptp {
 
     fn add(args: &CmdArgs, conf: &NetConf) -> Result<CniResult> {
         let pc = PtpConf::load(conf)?;
-        let ns = NetNs::open(&args.netns)
-            .with_context(|| format!("failed to open netns {:?}", args.netns))?;
+        let ns = netns::open_container(&args.netns)?;
         let cont = Handle::open_in(&ns)?;
         let host = Handle::open()?;
         let host_ns = NetNs::current()?;
@@ -94,11 +93,7 @@ impl Plugin for Ptp {
         if args.netns.is_empty() {
             return Ok(());
         }
-        let addrs = match NetNs::open(&args.netns) {
-            Ok(ns) => iface::delete_link_collect_addrs(&Handle::open_in(&ns)?, &args.ifname)?,
-            Err(e) if netns::is_not_found(&e) => Vec::new(),
-            Err(e) => return Err(e).context(format!("failed to open netns {:?}", args.netns)),
-        };
+        let addrs = iface::delete_container_link(&args.netns, &args.ifname)?;
         if pc.ip_masq {
             let backend = pc.ip_masq_backend.as_deref();
             masq::teardown_ip_masq(
@@ -114,8 +109,7 @@ impl Plugin for Ptp {
 
     fn check(args: &CmdArgs, conf: &NetConf) -> Result<()> {
         PtpConf::load(conf)?;
-        let ns = NetNs::open(&args.netns)
-            .with_context(|| format!("failed to open netns {:?}", args.netns))?;
+        let ns = netns::open_container(&args.netns)?;
         delegate::call(&conf.ipam_type, Command::Check, &args.stdin, args)?;
         let prev = conf
             .prev_result
@@ -125,8 +119,7 @@ impl Plugin for Ptp {
         let (_, cont_if) = check::find_container_iface(&result, &args.ifname, &args.netns)?;
         let cont = Handle::open_in(&ns)?;
         let link = check::check_container_veth(&cont, cont_if)?;
-        check::check_ips(&cont, &link, &result.ips)?;
-        check::check_routes(&cont, &result.routes)
+        check::check_ips_and_routes(&cont, &link, &result)
     }
 
     fn status(args: &CmdArgs, conf: &NetConf) -> Result<()> {

@@ -36,6 +36,12 @@ pub fn is_not_found(err: &anyhow::Error) -> bool {
     err.chain().any(|c| c.downcast_ref::<NotFound>().is_some())
 }
 
+/// [`NetNs::open`] with the context the reference plugins give (`failed to open netns "PATH":
+/// ...`); [`is_not_found`] still recognises a missing path through it.
+pub fn open_container(path: &str) -> Result<NetNs> {
+    NetNs::open(path).with_context(|| format!("failed to open netns {path:?}"))
+}
+
 /// An open network namespace.
 #[derive(Debug)]
 pub struct NetNs {

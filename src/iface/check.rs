@@ -1,6 +1,6 @@
 //! CHECK helpers shared by bridge and ptp: is what a previous ADD reported still in place?
 
-use crate::cni::result::{CniResult, Interface, IpConfig, Route};
+use crate::cni::result::{CniResult, Interface};
 use crate::netlink::{Handle, Link, MAIN_TABLE};
 use anyhow::{bail, Result};
 
@@ -52,11 +52,13 @@ pub fn check_mac(link: &Link, intf: &Interface) -> Result<()> {
     Ok(())
 }
 
-/// Every IP is on `link` with exactly its prefix, and the main table has a route to its subnet.
-pub fn check_ips(h: &Handle, link: &Link, ips: &[IpConfig]) -> Result<()> {
+/// What CHECK verifies inside the container: every IP is on `link` with exactly its prefix and
+/// the main table has a route to its subnet; every route is in the main table (its gateway too,
+/// when it names one). One route dump serves both.
+pub fn check_ips_and_routes(h: &Handle, link: &Link, res: &CniResult) -> Result<()> {
     let addrs = h.addresses(Some(link.index as u32))?;
     let routes = h.routes()?;
-    for ip in ips {
+    for ip in &res.ips {
         if !addrs.iter().any(|a| a.addr == ip.address) {
             bail!(
                 "Failed to match addr {} on interface {}",
@@ -72,13 +74,7 @@ pub fn check_ips(h: &Handle, link: &Link, ips: &[IpConfig]) -> Result<()> {
             bail!("Expected route to {prefix} not found in routing table");
         }
     }
-    Ok(())
-}
-
-/// Every route is in the main table (its gateway too, when it names one).
-pub fn check_routes(h: &Handle, expected: &[Route]) -> Result<()> {
-    let routes = h.routes()?;
-    for want in expected {
+    for want in &res.routes {
         let found = routes.iter().any(|r| {
             r.table == MAIN_TABLE
                 && r.dst == want.dst.trunc()

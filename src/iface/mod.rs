@@ -12,7 +12,9 @@ pub mod veth;
 
 pub use configure::configure_iface;
 pub use gateway::ensure_addr;
-pub use veth::{delete_link_collect_addrs, setup_veth, wait_oper_up, VethPair};
+pub use veth::{
+    delete_container_link, delete_link_collect_addrs, setup_veth, wait_oper_up, VethPair,
+};
 
 /// A config's `mtu`: 0 is the kernel's default; otherwise what a link can take (68..65535).
 pub fn mtu_from_config(mtu: i64) -> Result<Option<u32>, crate::cni::Error> {

@@ -1,6 +1,7 @@
 //! The veth pair between a container and the host, made the way the reference plugins make it.
 
 use crate::netlink::{Handle, Link, VethOptions};
+use crate::netns;
 use crate::sysctl;
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::IpNet;
@@ -101,6 +102,17 @@ pub fn delete_link_collect_addrs(h: &Handle, ifname: &str) -> Result<Vec<IpNet>>
         Ok(()) => Ok(addrs),
         Err(e) if e.is_not_found() => Ok(addrs),
         Err(e) => Err(anyhow!(e).context(format!("failed to delete {ifname:?}"))),
+    }
+}
+
+/// DEL's part inside the container: deletes `ifname` in the namespace at `netns_path` and
+/// returns its global unicast addresses. A namespace that is already gone took the interface
+/// with it, so that is success with no addresses.
+pub fn delete_container_link(netns_path: &str, ifname: &str) -> Result<Vec<IpNet>> {
+    match netns::open_container(netns_path) {
+        Ok(ns) => delete_link_collect_addrs(&Handle::open_in(&ns)?, ifname),
+        Err(e) if netns::is_not_found(&e) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 

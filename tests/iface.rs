@@ -6,14 +6,6 @@ use common::*;
 use std::os::fd::AsFd;
 use weft::cni::result::{CniResult, Interface, IpConfig, Route};
 use weft::iface::{configure_iface, delete_link_collect_addrs, ensure_addr, setup_veth};
-use weft::netlink::Handle;
-use weft::netns::NetNs;
-
-fn open(ns: &Netns) -> (NetNs, Handle) {
-    let n = NetNs::open(ns.path()).unwrap();
-    let h = Handle::open_in(&n).unwrap();
-    (n, h)
-}
 
 fn global_addrs(ns: &Netns, dev: &str) -> Vec<String> {
     ns.ipj(&["addr", "show", "dev", dev])[0]["addr_info"]
@@ -28,7 +20,7 @@ fn global_addrs(ns: &Netns, dev: &str) -> Vec<String> {
 #[test]
 fn ensure_addr_ipv4_conflicts_unless_forced() {
     let ns = Netns::new("ea4");
-    let (_n, h) = open(&ns);
+    let (_n, h) = ns.handle();
     h.create_bridge("br0", None, false).unwrap();
     let br = h.link_by_name("br0").unwrap();
     ensure_addr(&h, &br, "10.0.0.1/8".parse().unwrap(), false).unwrap();
@@ -48,7 +40,7 @@ fn ensure_addr_ipv4_conflicts_unless_forced() {
 #[test]
 fn ensure_addr_ipv6_conflicts_only_when_subnets_overlap() {
     let ns = Netns::new("ea6");
-    let (_n, h) = open(&ns);
+    let (_n, h) = ns.handle();
     h.create_bridge("br0", None, false).unwrap();
     let br = h.link_by_name("br0").unwrap();
     ensure_addr(&h, &br, "2001:db8:1::1/48".parse().unwrap(), false).unwrap();
@@ -85,8 +77,8 @@ fn ipc(addr: &str, gw: &str, interface: Option<usize>) -> IpConfig {
 #[test]
 fn configure_iface_applies_addresses_and_routes_including_ecmp() {
     let (host, ctr) = (Netns::new("cih"), Netns::new("cic"));
-    let (hn, hh) = open(&host);
-    let (cn, ch) = open(&ctr);
+    let (hn, hh) = host.handle();
+    let (cn, ch) = ctr.handle();
     setup_veth(&hh, &ch, hn.as_fd(), "eth0", None, None).unwrap();
     let r = |dst: &str, gw: Option<&str>| {
         Route::new(dst.parse().unwrap(), gw.map(|g| g.parse().unwrap()))
@@ -133,8 +125,8 @@ fn configure_iface_applies_addresses_and_routes_including_ecmp() {
 #[test]
 fn configure_iface_rejects_bad_interface_indexes() {
     let (host, ctr) = (Netns::new("cbh"), Netns::new("cbc"));
-    let (hn, hh) = open(&host);
-    let (cn, ch) = open(&ctr);
+    let (hn, hh) = host.handle();
+    let (cn, ch) = ctr.handle();
     setup_veth(&hh, &ch, hn.as_fd(), "eth0", None, None).unwrap();
     for (ifname_in_result, index) in [("eth0", 1), ("other", 0)] {
         let res = result_for(
@@ -154,8 +146,8 @@ fn configure_iface_rejects_bad_interface_indexes() {
 #[test]
 fn veth_pair_names_mac_and_deletion() {
     let (host, ctr) = (Netns::new("vph"), Netns::new("vpc"));
-    let (hn, hh) = open(&host);
-    let (_cn, ch) = open(&ctr);
+    let (hn, hh) = host.handle();
+    let (_cn, ch) = ctr.handle();
     let mac = [0x02, 0, 0, 0, 0, 0x42];
     let pair = setup_veth(&hh, &ch, hn.as_fd(), "eth0", Some(1400), Some(mac)).unwrap();
     assert!(pair.host.name.starts_with("veth") && pair.host.name.len() == 12);

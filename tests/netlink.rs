@@ -2,28 +2,14 @@
 
 mod common;
 use common::*;
-use serde_json::Value;
 use std::os::fd::AsFd;
-use weft::netlink::{Handle, Route, VethOptions};
-use weft::netns::NetNs;
-
-fn handle(ns: &Netns) -> (NetNs, Handle) {
-    let n = NetNs::open(ns.path()).unwrap();
-    let h = Handle::open_in(&n).unwrap();
-    (n, h)
-}
-
-fn ipj(ns: &Netns, args: &[&str]) -> Value {
-    let mut a = vec!["-j"];
-    a.extend_from_slice(args);
-    serde_json::from_str(&ns.ip(&a)).unwrap()
-}
+use weft::netlink::{Route, VethOptions};
 
 #[test]
 fn veth_pair_with_peer_created_in_another_namespace() {
     let (a, b) = (Netns::new("nla"), Netns::new("nlb"));
-    let (_na, ha) = handle(&a);
-    let (nb, hb) = handle(&b);
+    let (_na, ha) = a.handle();
+    let (nb, hb) = b.handle();
     let mac = [0x02, 0x42, 0, 0, 0, 0x01];
     ha.create_veth(
         "wt-a",
@@ -35,13 +21,14 @@ fn veth_pair_with_peer_created_in_another_namespace() {
         },
     )
     .unwrap();
-    let la = &ipj(&a, &["-d", "link", "show", "wt-a"])[0];
+    let la = &a.ipj(&["-d", "link", "show", "wt-a"])[0];
     assert_eq!(la["mtu"], 1400);
     assert_eq!(la["address"], "02:42:00:00:00:01");
     assert_eq!(la["linkinfo"]["info_kind"], "veth");
-    let lb = &ipj(&b, &["link", "show", "wt-b"])[0];
+    let lb = &b.ipj(&["link", "show", "wt-b"])[0];
     assert_eq!(lb["mtu"], 1400);
-    assert!(ipj(&a, &["link", "show"])
+    assert!(a
+        .ipj(&["link", "show"])
         .as_array()
         .unwrap()
         .iter()
@@ -78,7 +65,7 @@ fn veth_pair_with_peer_created_in_another_namespace() {
 #[test]
 fn bridge_ports_mtu_mac_promisc() {
     let ns = Netns::new("nlbr");
-    let (_n, h) = handle(&ns);
+    let (_n, h) = ns.handle();
     // VLAN filtering needs CONFIG_BRIDGE_VLAN_FILTERING; ask `ip` whether this kernel has it and
     // expect exactly what `ip` gets.
     let probe = std::process::Command::new("ip")
@@ -98,7 +85,7 @@ fn bridge_ports_mtu_mac_promisc() {
     match h.create_bridge("wt-brv", None, true) {
         Ok(()) => {
             assert!(probe.status.success(), "ip could not, weft could?");
-            let brv = &ipj(&ns, &["-d", "link", "show", "wt-brv"])[0];
+            let brv = &ns.ipj(&["-d", "link", "show", "wt-brv"])[0];
             assert_eq!(brv["linkinfo"]["info_data"]["vlan_filtering"], 1);
         }
         Err(e) => {
@@ -111,11 +98,11 @@ fn bridge_ports_mtu_mac_promisc() {
         }
     }
     h.create_bridge("wt-br0", Some(1450), false).unwrap();
-    let br = &ipj(&ns, &["-d", "link", "show", "wt-br0"])[0];
+    let br = &ns.ipj(&["-d", "link", "show", "wt-br0"])[0];
     assert_eq!(br["linkinfo"]["info_kind"], "bridge");
     assert_eq!(br["mtu"], 1450);
     h.create_bridge("wt-br1", None, false).unwrap();
-    let br1 = &ipj(&ns, &["-d", "link", "show", "wt-br1"])[0];
+    let br1 = &ns.ipj(&["-d", "link", "show", "wt-br1"])[0];
     assert_eq!(br1["linkinfo"]["info_data"]["vlan_filtering"], 0);
 
     h.create_veth("wt-p0", "wt-p1", VethOptions::default())
@@ -124,7 +111,7 @@ fn bridge_ports_mtu_mac_promisc() {
     let port = h.link_by_name("wt-p0").unwrap();
     h.set_link_master(port.index, bridge.index).unwrap();
     assert_eq!(h.link_by_name("wt-p0").unwrap().master, bridge.index);
-    assert_eq!(ipj(&ns, &["link", "show", "wt-p0"])[0]["master"], "wt-br0");
+    assert_eq!(ns.ipj(&["link", "show", "wt-p0"])[0]["master"], "wt-br0");
     h.set_link_master(port.index, 0).unwrap();
     assert_eq!(h.link_by_name("wt-p0").unwrap().master, 0);
 
@@ -139,7 +126,7 @@ fn bridge_ports_mtu_mac_promisc() {
 
     h.set_link_promisc(bridge.index, true).unwrap();
     assert!(h.link_by_name("wt-br0").unwrap().promisc);
-    let flags = ipj(&ns, &["link", "show", "wt-br0"])[0]["flags"].clone();
+    let flags = ns.ipj(&["link", "show", "wt-br0"])[0]["flags"].clone();
     assert!(
         flags.as_array().unwrap().iter().any(|f| f == "PROMISC"),
         "{flags}"
@@ -156,7 +143,7 @@ fn bridge_ports_mtu_mac_promisc() {
 #[test]
 fn addresses_and_routes() {
     let ns = Netns::new("nlrt");
-    let (_n, h) = handle(&ns);
+    let (_n, h) = ns.handle();
     h.create_veth("wt-r0", "wt-r1", VethOptions::default())
         .unwrap();
     let dev = h.link_by_name("wt-r0").unwrap();
@@ -172,7 +159,7 @@ fn addresses_and_routes() {
         .add_address(dev.index, "10.9.0.2/24".parse().unwrap())
         .unwrap_err();
     assert!(e.is_exists(), "{e}");
-    let info = &ipj(&ns, &["addr", "show", "wt-r0"])[0]["addr_info"];
+    let info = &ns.ipj(&["addr", "show", "wt-r0"])[0]["addr_info"];
     let v4 = info
         .as_array()
         .unwrap()

@@ -3,16 +3,8 @@
 
 mod common;
 use common::*;
-use serde_json::Value;
 use std::process::{Command, Output};
 use weft::netlink::{BridgePort, Handle, PortVlan, VethOptions};
-use weft::netns::NetNs;
-
-fn handle(ns: &Netns) -> (NetNs, Handle) {
-    let n = NetNs::open(ns.path()).unwrap();
-    let h = Handle::open_in(&n).unwrap();
-    (n, h)
-}
 
 /// `bridge -n NS ARGS...`, whatever its outcome.
 fn bridge_cmd(ns: &Netns, args: &[&str]) -> Output {
@@ -22,19 +14,6 @@ fn bridge_cmd(ns: &Netns, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn bridgej(ns: &Netns, args: &[&str]) -> Value {
-    let mut a = vec!["-j"];
-    a.extend_from_slice(args);
-    let out = bridge_cmd(ns, &a);
-    assert!(out.status.success(), "bridge {a:?}: {out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    // `bridge -j` prints nothing at all (not `[]`) for some empty answers.
-    if text.trim().is_empty() {
-        return Value::Array(Vec::new());
-    }
-    serde_json::from_str(&text).unwrap()
 }
 
 /// The text `bridge` prints for `errno` after "RTNETLINK answers: ".
@@ -85,7 +64,7 @@ const STP_STATES: [&str; 5] = [
 
 /// Asserts that what weft reads is what `bridge -d link show` prints.
 fn assert_port_matches(ns: &Netns, p: &BridgePort, name: &str) {
-    let j = &bridgej(ns, &["-d", "link", "show", "dev", name])[0];
+    let j = &ns.bridgej(&["-d", "link", "show", "dev", name])[0];
     assert_eq!(j["ifindex"], p.index, "{j}");
     // The STP state is not compared: a port moves between states on its own (carrier), so two
     // reads a moment apart may legitimately differ.
@@ -112,7 +91,7 @@ fn assert_port_matches(ns: &Netns, p: &BridgePort, name: &str) {
 #[test]
 fn port_hairpin_and_isolated() {
     let ns = Netns::new("brp");
-    let (_n, h) = handle(&ns);
+    let (_n, h) = ns.handle();
     let s = setup(&h, false);
     for i in [s.bridge, s.port, s.outside] {
         h.set_link_up(i, true).unwrap();
@@ -152,7 +131,8 @@ fn port_hairpin_and_isolated() {
     assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
     let e = h.bridge_port(s.outside).unwrap_err();
     assert!(e.is_not_found(), "{e}");
-    assert!(bridgej(&ns, &["link", "show", "dev", "wt-p1"])
+    assert!(ns
+        .bridgej(&["link", "show", "dev", "wt-p1"])
         .as_array()
         .unwrap()
         .is_empty());
@@ -167,7 +147,7 @@ fn port_hairpin_and_isolated() {
 
 /// `bridge -j vlan show dev NAME` as weft's type, sorted by VID.
 fn bridge_vlans(ns: &Netns, name: &str) -> Vec<PortVlan> {
-    let j = bridgej(ns, &["vlan", "show", "dev", name]);
+    let j = ns.bridgej(&["vlan", "show", "dev", name]);
     let mut out = Vec::new();
     for port in j.as_array().unwrap() {
         assert_eq!(port["ifname"], name, "{j}");
@@ -197,7 +177,7 @@ fn sorted(mut v: Vec<PortVlan>) -> Vec<PortVlan> {
 #[test]
 fn port_vlans() {
     let ns = Netns::new("brv");
-    let (_n, h) = handle(&ns);
+    let (_n, h) = ns.handle();
     // VLAN filtering needs CONFIG_BRIDGE_VLAN_FILTERING; without it every VLAN request the
     // kernel accepts is answered EOPNOTSUPP, and this test checks that weft's requests get
     // exactly what `bridge`'s get, including the ones the kernel rejects for their content.

@@ -3,42 +3,9 @@
 
 mod common;
 use common::*;
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::process::Command;
 use weft::netlink::{format_mac, Handle, IpFamily, Neighbour, VethOptions};
-use weft::netns::NetNs;
-
-fn handle(ns: &Netns) -> (NetNs, Handle) {
-    let n = NetNs::open(ns.path()).unwrap();
-    let h = Handle::open_in(&n).unwrap();
-    (n, h)
-}
-
-fn json(text: &str) -> Value {
-    // Both tools print nothing at all (not `[]`) for some empty answers.
-    if text.trim().is_empty() {
-        return Value::Array(Vec::new());
-    }
-    serde_json::from_str(text).unwrap()
-}
-
-fn ipj(ns: &Netns, args: &[&str]) -> Value {
-    let mut a = vec!["-j"];
-    a.extend_from_slice(args);
-    json(&ns.ip(&a))
-}
-
-fn bridgej(ns: &Netns, args: &[&str]) -> Value {
-    let out = Command::new("bridge")
-        .args(["-n", &ns.name, "-j"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "bridge {args:?}: {out:?}");
-    json(&String::from_utf8(out.stdout).unwrap())
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -50,7 +17,7 @@ const ZERO: [u8; 6] = [0; 6];
 
 /// (address, MAC, state) of each entry `ip -j neigh show dev NAME nud all` prints.
 fn ip_neighbours(ns: &Netns, family: &str, name: &str) -> BTreeSet<(String, String, String)> {
-    ipj(ns, &[family, "neigh", "show", "dev", name, "nud", "all"])
+    ns.ipj(&[family, "neigh", "show", "dev", name, "nud", "all"])
         .as_array()
         .unwrap()
         .iter()
@@ -97,7 +64,7 @@ fn our_neighbours(ns: &[Neighbour]) -> BTreeSet<(String, String, String)> {
 #[test]
 fn neighbours_add_replace_delete() {
     let ns = Netns::new("ngh");
-    let (_n, h) = handle(&ns);
+    let (_n, h) = ns.handle();
     // Both ends stay down so the kernel makes no neighbour entries of its own (IPv6 router and
     // multicast ones) and the tables hold exactly what the test put there.
     h.create_veth("wt-n0", "wt-n1", VethOptions::default())
@@ -228,7 +195,7 @@ fn vxlan(ns: &Netns, h: &Handle) -> i32 {
 /// (MAC, destination) of each entry `bridge -j fdb show dev NAME` prints, after checking that
 /// every one is a permanent entry of the device itself.
 fn bridge_fdb(ns: &Netns, name: &str) -> BTreeSet<(String, String)> {
-    bridgej(ns, &["fdb", "show", "dev", name])
+    ns.bridgej(&["fdb", "show", "dev", name])
         .as_array()
         .unwrap()
         .iter()
@@ -265,7 +232,7 @@ fn pairs(v: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 #[test]
 fn fdb_on_vxlan() {
     let ns = Netns::new("fdb");
-    let (_n, h) = handle(&ns);
+    let (_n, h) = ns.handle();
     let vx = vxlan(&ns, &h);
     assert!(bridge_fdb(&ns, "wt-vx0").is_empty());
     assert!(our_fdb(&h, vx).is_empty());
@@ -337,7 +304,7 @@ fn vxlan_neighbour_like_flannel() {
     // flannel's vxlan backend: the remote subnet's gateway address resolves to the remote VTEP
     // MAC (ARP entry), and that MAC lives behind the remote host (FDB entry).
     let ns = Netns::new("vxn");
-    let (_n, h) = handle(&ns);
+    let (_n, h) = ns.handle();
     let vx = vxlan(&ns, &h);
     h.set_link_up(vx, true).unwrap();
     h.replace_neighbour(vx, ip("10.5.7.0"), MAC1, true).unwrap();
@@ -346,7 +313,7 @@ fn vxlan_neighbour_like_flannel() {
     h.replace_neighbour(vx, ip("10.5.7.0"), MAC1, true).unwrap();
     h.replace_fdb(vx, MAC1, ip("192.0.2.7")).unwrap();
 
-    let n = &ipj(&ns, &["neigh", "show", "dev", "wt-vx0"]);
+    let n = &ns.ipj(&["neigh", "show", "dev", "wt-vx0"]);
     assert_eq!(
         n,
         &serde_json::json!([
@@ -367,7 +334,8 @@ fn vxlan_neighbour_like_flannel() {
 
     h.delete_neighbour(vx, ip("10.5.7.0")).unwrap();
     h.delete_fdb(vx, MAC1, ip("192.0.2.7")).unwrap();
-    assert!(ipj(&ns, &["neigh", "show", "dev", "wt-vx0"])
+    assert!(ns
+        .ipj(&["neigh", "show", "dev", "wt-vx0"])
         .as_array()
         .unwrap()
         .is_empty());

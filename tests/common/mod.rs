@@ -326,6 +326,27 @@ impl Netns {
         }
         serde_json::from_str(&out).unwrap()
     }
+    /// `bridge -j ARGS...` inside the namespace, parsed (`[]` for empty output, which `bridge`
+    /// prints for some empty answers).
+    pub fn bridgej(&self, args: &[&str]) -> Value {
+        let out = Command::new("bridge")
+            .args(["-n", &self.name, "-j"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "bridge {args:?}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        if text.trim().is_empty() {
+            return Value::Array(Vec::new());
+        }
+        serde_json::from_str(&text).unwrap()
+    }
+    /// The namespace opened, and a netlink handle inside it.
+    pub fn handle(&self) -> (weft::netns::NetNs, weft::netlink::Handle) {
+        let n = weft::netns::NetNs::open(self.path()).unwrap();
+        let h = weft::netlink::Handle::open_in(&n).unwrap();
+        (n, h)
+    }
     /// Runs `cmd ARGS...` inside the namespace; returns (success, stdout+stderr).
     pub fn exec(&self, cmd: &[&str]) -> (bool, String) {
         let out = Command::new("ip")

@@ -98,7 +98,7 @@ impl Plugin for Bridge {
             if bc.is_gateway {
                 let gw_link = if bc.vlan != 0 && !(gateways.v4.is_empty() && gateways.v6.is_empty())
                 {
-                    let (l, _) = host::ensure_vlan_gateway_link(
+                    let l = host::ensure_vlan_gateway_link(
                         &host,
                         &br,
                         bc.vlan,

@@ -85,17 +85,16 @@ fn set_port_vlans(
 }
 
 /// The `<bridge>.<vlan>` link that carries the gateway address of a VLAN: one end of a veth
-/// pair made in the host namespace, its peer a port of the bridge in that VLAN. Returns the link
-/// and whether it was created now.
+/// pair made in the host namespace, its peer a port of the bridge in that VLAN.
 pub fn ensure_vlan_gateway_link(
     h: &Handle,
     br: &Link,
     vlan: u16,
     preserve_default: bool,
-) -> Result<(Link, bool)> {
+) -> Result<Link> {
     let name = format!("{}.{vlan}", br.name);
     match h.link_by_name(&name) {
-        Ok(l) => return Ok((l, false)),
+        Ok(l) => return Ok(l),
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e.into()),
     }
@@ -113,7 +112,7 @@ pub fn ensure_vlan_gateway_link(
         Ok(h.link_by_index(link.index)?)
     })();
     match made {
-        Ok(l) => Ok((l, true)),
+        Ok(l) => Ok(l),
         Err(e) => {
             if let Ok(l) = h.link_by_name(&name) {
                 let _ = h.delete_link(l.index);

@@ -3,6 +3,7 @@
 
 mod bridge;
 mod dispatch;
+mod flanneld;
 mod host_local;
 mod install;
 mod loopback;
@@ -56,8 +57,8 @@ pub const APPLETS: &[Applet] = &[
     },
     Applet {
         name: "flanneld",
-        summary: "overlay daemon: etcd subnet leases, udp/vxlan/host-gw (not built yet)",
-        main: reserved::main_flanneld,
+        summary: "overlay daemon: etcd subnet leases, vxlan/host-gw data plane",
+        main: flanneld::main,
         in_process: None,
     },
     Applet {
@@ -73,11 +74,18 @@ pub fn find_applet(name: &str) -> Option<&'static Applet> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Plugins stay quiet (their stderr lands in runtime logs); the daemon reports what it does.
+    let is_daemon = args
+        .iter()
+        .take(2)
+        .any(|a| std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new("flanneld")));
+    let level = if is_daemon { "info" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .target(env_logger::Target::Stderr)
         .init();
     weft::cni::delegate::register_in_process(|name| find_applet(name).and_then(|a| a.in_process));
-    dispatch::run(std::env::args_os().collect())
+    dispatch::run(args)
 }
 
 #[cfg(test)]

@@ -14,13 +14,17 @@
 //! The library prints nothing to stdout and never exits the process: stdout belongs to the
 //! protocol, which the applets own.
 
+pub mod backend;
 pub mod bridge;
 pub mod cni;
+pub mod daemon;
+pub mod extiface;
 pub mod firewall;
 pub mod iface;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod ptp;
+pub mod subnet;
 pub mod sysctl;
 pub mod undo;

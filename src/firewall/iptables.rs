@@ -73,6 +73,20 @@ impl Iptables {
         }
     }
 
+    /// `iptables -t TABLE -F CHAIN`
+    pub fn flush_chain(&self, table: &str, chain: &str) -> Result<()> {
+        self.exec(&["-t", table, "-F", chain])
+            .with_context(|| format!("failed to flush chain {chain} in table {table}"))?;
+        Ok(())
+    }
+
+    /// `iptables -t TABLE -A CHAIN RULE`, whether or not an identical rule exists.
+    pub fn append(&self, table: &str, chain: &str, rule: &[&str]) -> Result<()> {
+        self.exec(&[&["-t", table, "-A", chain], rule].concat())
+            .with_context(|| format!("failed to append rule to {table}/{chain}"))?;
+        Ok(())
+    }
+
     /// `iptables -C`: whether an identical rule is in the chain.
     pub fn exists(&self, table: &str, chain: &str, rule: &[&str]) -> Result<bool> {
         match self.exec(&[&["-t", table, "-C", chain], rule].concat()) {

@@ -10,6 +10,7 @@
 //! [`crate::netns::NetNs::run`]; the child process inherits the thread's namespace.
 
 mod exec;
+pub mod flannel;
 pub mod iptables;
 pub mod masq;
 pub mod nft;

@@ -125,7 +125,7 @@ pub struct VethOptions<'a> {
     pub peer_netns: Option<BorrowedFd<'a>>,
 }
 
-fn linkinfo(
+pub(super) fn linkinfo_with(
     op: &dyn Fn() -> String,
     kind: &str,
     data: Option<Buffer>,
@@ -153,12 +153,32 @@ pub(super) fn ifinfo(
         .map_err(|e| Error::new(op(), e.to_string()))
 }
 
+/// A create request (`RTM_NEWLINK` with no index) carrying `attrs`.
+pub(super) fn ifinfo_new_link(
+    attrs: RtBuffer<Ifla, Buffer>,
+    op: &dyn Fn() -> String,
+) -> Result<Ifinfomsg> {
+    ifinfo(RtAddrFamily::Unspecified, 0, attrs, op)
+}
+
+/// A nested attribute list as the bytes of one attribute payload.
+pub(super) fn serialize_attrs(
+    op: &dyn Fn() -> String,
+    attrs: &RtBuffer<u16, Buffer>,
+) -> Result<Buffer> {
+    serialize(op, attrs)
+}
+
 fn serialize<P: neli::ToBytes + neli::Size>(op: &dyn Fn() -> String, p: &P) -> Result<Buffer> {
     let mut c = std::io::Cursor::new(Vec::with_capacity(p.padded_size()));
     p.to_bytes(&mut c)
         .map_err(|e| Error::new(op(), e.to_string()))?;
     Ok(Buffer::from(c.into_inner()))
 }
+
+/// The attributes inside a link's IFLA_LINKINFO.
+pub(super) type LinkInfo<'a> =
+    neli::attr::AttrHandle<'a, RtBuffer<IflaInfo, Buffer>, Rtattr<IflaInfo, Buffer>>;
 
 impl Handle {
     fn get_links(&self, msg: Ifinfomsg, flags: NlmF, op: &dyn Fn() -> String) -> Result<Vec<Link>> {
@@ -223,7 +243,7 @@ impl Handle {
         if let Some(mac) = opts.mac {
             attrs.push(attr(&op, Ifla::Address, Buffer::from(mac.to_vec()))?);
         }
-        attrs.push(linkinfo(&op, "veth", Some(serialize(&op, &data)?))?);
+        attrs.push(linkinfo_with(&op, "veth", Some(serialize(&op, &data)?))?);
         self.new_link(attrs, &op)
     }
 
@@ -242,13 +262,41 @@ impl Handle {
         } else {
             None
         };
-        attrs.push(linkinfo(&op, "bridge", data)?);
+        attrs.push(linkinfo_with(&op, "bridge", data)?);
         self.new_link(attrs, &op)
     }
 
     fn new_link(&self, attrs: RtBuffer<Ifla, Buffer>, op: &dyn Fn() -> String) -> Result<()> {
-        let msg = ifinfo(RtAddrFamily::Unspecified, 0, attrs, op)?;
+        self.ack_new_link(ifinfo_new_link(attrs, op)?, op)
+    }
+
+    pub(super) fn ack_new_link(&self, msg: Ifinfomsg, op: &dyn Fn() -> String) -> Result<()> {
         self.ack(Rtm::Newlink, NlmF::CREATE | NlmF::EXCL, msg, op)
+    }
+
+    /// Looks a link up by name and hands its parsed form and its IFLA_LINKINFO attributes to
+    /// `each` (for kinds whose IFLA_INFO_DATA a caller wants to read).
+    pub(super) fn raw_link(
+        &self,
+        name: &str,
+        op: &dyn Fn() -> String,
+        each: &mut dyn FnMut(Link, &LinkInfo<'_>),
+    ) -> Result<()> {
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(op, Ifla::Ifname, name)?);
+        let msg = ifinfo(RtAddrFamily::Unspecified, 0, attrs, op)?;
+        self.request(Rtm::Getlink, NlmF::ACK, msg, op, |p: &Ifinfomsg| {
+            let link = Link::from_msg(p);
+            if let Ok(info) = p
+                .rtattrs()
+                .get_attr_handle()
+                .get_nested_attributes::<IflaInfo>(Ifla::Linkinfo)
+            {
+                each(link, &info);
+            }
+            Some(())
+        })
+        .map(|_| ())
     }
 
     fn set_link(

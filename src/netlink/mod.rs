@@ -10,12 +10,14 @@ mod bridge_port;
 mod link;
 mod neigh;
 mod route;
+mod vxlan;
 
 pub use addr::{Address, IFA_F_DADFAILED, IFA_F_TENTATIVE};
 pub use bridge_port::{BridgePort, PortVlan};
 pub use link::{format_mac, parse_mac, Link, VethOptions};
 pub use neigh::{IpFamily, Neighbour};
 pub use route::{Route, MAIN_TABLE, SCOPE_NOWHERE};
+pub use vxlan::Vxlan;
 
 use crate::netns::NetNs;
 use neli::consts::nl::NlmF;

@@ -165,33 +165,63 @@ impl Handle {
             if *p.rtm_type() != Rtn::Unicast {
                 return None;
             }
-            let attrs = p.rtattrs().get_attr_handle();
-            let get_ip = |ty: Rta| {
-                attrs
-                    .get_attribute(ty)
-                    .and_then(|a| ip_from(a.rta_payload().as_ref()))
-            };
-            let unspecified = if *p.rtm_family() == RtAddrFamily::Inet {
-                IpAddr::from([0u8; 4])
-            } else {
-                IpAddr::from([0u8; 16])
-            };
-            let dst = IpNet::new(get_ip(Rta::Dst).unwrap_or(unspecified), *p.rtm_dst_len()).ok()?;
-            Some(Route {
-                dst,
-                gw: get_ip(Rta::Gateway),
-                oif: attrs
-                    .get_attr_payload_as::<u32>(Rta::Oif)
-                    .ok()
-                    .map(|i| i as i32),
-                src: get_ip(Rta::Prefsrc),
-                scope: u8::from(*p.rtm_scope()),
-                table: attrs
-                    .get_attr_payload_as::<u32>(Rta::Table)
-                    .unwrap_or(u8::from(*p.rtm_table()) as u32),
-                priority: attrs.get_attr_payload_as::<u32>(Rta::Priority).ok(),
-                onlink: p.rtm_flags().bits() & RTNH_F_ONLINK != 0,
-            })
+            parse_route(p)
         })
     }
+
+    /// `ip route get DST`: the route the kernel would use, with the output device and the
+    /// preferred source address filled in.
+    pub fn route_get(&self, dst: IpAddr) -> Result<Route> {
+        let op = || format!("failed to look up the route to {dst}");
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(&op, Rta::Dst, ip_bytes(dst))?);
+        let msg = RtmsgBuilder::default()
+            .rtm_family(family_of(dst))
+            .rtm_dst_len(if dst.is_ipv4() { 32 } else { 128 })
+            .rtm_src_len(0)
+            .rtm_tos(0)
+            .rtm_table(RtTable::Unspec)
+            .rtm_protocol(Rtprot::Unspec)
+            .rtm_scope(RtScope::Universe)
+            .rtm_type(Rtn::Unspec)
+            .rtattrs(attrs)
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        self.request(Rtm::Getroute, NlmF::empty(), msg, &op, |p: &Rtmsg| {
+            parse_route(p)
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::not_found(op()))
+    }
+}
+
+fn parse_route(p: &Rtmsg) -> Option<Route> {
+    let attrs = p.rtattrs().get_attr_handle();
+    let get_ip = |ty: Rta| {
+        attrs
+            .get_attribute(ty)
+            .and_then(|a| ip_from(a.rta_payload().as_ref()))
+    };
+    let unspecified = if *p.rtm_family() == RtAddrFamily::Inet {
+        IpAddr::from([0u8; 4])
+    } else {
+        IpAddr::from([0u8; 16])
+    };
+    let dst = IpNet::new(get_ip(Rta::Dst).unwrap_or(unspecified), *p.rtm_dst_len()).ok()?;
+    Some(Route {
+        dst,
+        gw: get_ip(Rta::Gateway),
+        oif: attrs
+            .get_attr_payload_as::<u32>(Rta::Oif)
+            .ok()
+            .map(|i| i as i32),
+        src: get_ip(Rta::Prefsrc),
+        scope: u8::from(*p.rtm_scope()),
+        table: attrs
+            .get_attr_payload_as::<u32>(Rta::Table)
+            .unwrap_or(u8::from(*p.rtm_table()) as u32),
+        priority: attrs.get_attr_payload_as::<u32>(Rta::Priority).ok(),
+        onlink: p.rtm_flags().bits() & RTNH_F_ONLINK != 0,
+    })
 }

@@ -468,3 +468,4 @@ pub fn with_prev(conf: &str, result: &Value) -> String {
     c["prevResult"] = result.clone();
     c.to_string()
 }
+pub mod overlay;

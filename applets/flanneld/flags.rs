@@ -1,0 +1,420 @@
+//! flanneld's command line as upstream parses it (Go's flag package): `-name` and `--name` alike,
+//! `-name=value` or `-name value`, booleans only as `-name` or `-name=true|false`, parsing stops
+//! at the first non-flag. A flag not given is then taken from `FLANNELD_<NAME>` (dashes to
+//! underscores, upper case); repeatable flags take the whole variable as one value.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int,
+    List,
+}
+
+pub struct Flag {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+const fn f(name: &'static str, kind: Kind, default: &'static str, help: &'static str) -> Flag {
+    Flag {
+        name,
+        kind,
+        default,
+        help,
+    }
+}
+
+use Kind::*;
+
+/// Every flag, with upstream's defaults. Kube-mode flags are accepted so unit files written for
+/// upstream keep parsing; using them is refused later with a clear message.
+pub const FLAGS: &[Flag] = &[
+    f(
+        "etcd-endpoints",
+        Str,
+        "http://127.0.0.1:4001,http://127.0.0.1:2379",
+        "a comma-delimited list of etcd endpoints",
+    ),
+    f("etcd-prefix", Str, "/coreos.com/network", "etcd prefix"),
+    f(
+        "etcd-keyfile",
+        Str,
+        "",
+        "SSL key file used to secure etcd communication",
+    ),
+    f(
+        "etcd-certfile",
+        Str,
+        "",
+        "SSL certification file used to secure etcd communication",
+    ),
+    f(
+        "etcd-cafile",
+        Str,
+        "",
+        "SSL Certificate Authority file used to secure etcd communication",
+    ),
+    f("etcd-username", Str, "", "username for BasicAuth to etcd"),
+    f("etcd-password", Str, "", "password for BasicAuth to etcd"),
+    f(
+        "iface",
+        List,
+        "",
+        "interface to use (IP or name) for inter-host communication; repeatable, tried in order",
+    ),
+    f(
+        "iface-regex",
+        List,
+        "",
+        "regex matching the IP or name of the interface to use; repeatable",
+    ),
+    f(
+        "iface-can-reach",
+        Str,
+        "",
+        "use the interface the kernel would use to reach this IP",
+    ),
+    f(
+        "public-ip",
+        Str,
+        "",
+        "IP accessible by other nodes for inter-host communication",
+    ),
+    f(
+        "public-ipv6",
+        Str,
+        "",
+        "IPv6 accessible by other nodes for inter-host communication",
+    ),
+    f(
+        "subnet-file",
+        Str,
+        "/run/flannel/subnet.env",
+        "filename where env variables (subnet, MTU, ...) will be written to",
+    ),
+    f(
+        "subnet-lease-renew-margin",
+        Int,
+        "60",
+        "subnet lease renewal margin, in minutes (1-1439)",
+    ),
+    f(
+        "ip-masq",
+        Bool,
+        "false",
+        "setup IP masquerade rule for traffic destined outside of overlay network",
+    ),
+    f(
+        "ip-masq-fully-random-disable",
+        Bool,
+        "false",
+        "do not add --random-fully to the MASQUERADE rules",
+    ),
+    f(
+        "iptables-resync",
+        Int,
+        "5",
+        "resync period for iptables rules, in seconds",
+    ),
+    f(
+        "iptables-forward-rules",
+        Bool,
+        "true",
+        "add default accept rules to FORWARD chain in iptables",
+    ),
+    f(
+        "ip-blackhole-route",
+        Bool,
+        "false",
+        "keep a blackhole route for the own subnet (not supported by weft)",
+    ),
+    f(
+        "healthz-ip",
+        Str,
+        "0.0.0.0",
+        "the IP address for the healthz server to listen on",
+    ),
+    f(
+        "healthz-port",
+        Int,
+        "0",
+        "the port for the healthz server to listen on (0 to disable)",
+    ),
+    f(
+        "kube-subnet-mgr",
+        Bool,
+        "false",
+        "contact the Kubernetes API for subnet assignment (not supported by weft)",
+    ),
+    f(
+        "kube-api-url",
+        Str,
+        "",
+        "Kubernetes API server URL (kube mode only)",
+    ),
+    f(
+        "kubeconfig-file",
+        Str,
+        "",
+        "kubeconfig file location (kube mode only)",
+    ),
+    f(
+        "kube-annotation-prefix",
+        Str,
+        "flannel.alpha.coreos.com",
+        "Kubernetes annotation prefix (kube mode only)",
+    ),
+    f(
+        "net-config-path",
+        Str,
+        "/etc/kube-flannel/net-conf.json",
+        "path to the network configuration file (kube mode only)",
+    ),
+    f(
+        "set-node-network-unavailable",
+        Bool,
+        "true",
+        "set the NetworkUnavailable node condition (kube mode only)",
+    ),
+    f("version", Bool, "false", "print version and exit"),
+    f("v", Int, "0", "log level for V logs (1 = info, 2+ = debug)"),
+];
+
+/// Parsed values: every flag has one (the default when not given).
+#[derive(Debug, Default)]
+pub struct Values {
+    pub strs: BTreeMap<&'static str, String>,
+    pub lists: BTreeMap<&'static str, Vec<String>>,
+    /// Flags given on the command line.
+    pub given: Vec<&'static str>,
+}
+
+/// What the command line asked for.
+pub enum Parsed {
+    Run(Values),
+    Help,
+}
+
+fn find(name: &str) -> Option<&'static Flag> {
+    FLAGS.iter().find(|f| f.name == name)
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    // Go's strconv.ParseBool.
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn check(flag: &Flag, v: &str) -> Result<String, String> {
+    match flag.kind {
+        Bool => parse_bool(v)
+            .map(|b| b.to_string())
+            .ok_or_else(|| format!("invalid boolean value {v:?} for -{}", flag.name)),
+        Int => v
+            .parse::<i64>()
+            .map(|n| n.to_string())
+            .map_err(|_| format!("invalid value {v:?} for -{}: not an integer", flag.name)),
+        Str | List => Ok(v.to_string()),
+    }
+}
+
+impl Values {
+    fn set(&mut self, flag: &'static Flag, v: String) {
+        if flag.kind == List {
+            self.lists.entry(flag.name).or_default().push(v);
+        } else {
+            self.strs.insert(flag.name, v);
+        }
+    }
+
+    pub fn str(&self, name: &str) -> &str {
+        self.strs.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        self.str(name) == "true"
+    }
+
+    pub fn int(&self, name: &str) -> i64 {
+        self.str(name).parse().unwrap_or(0)
+    }
+
+    pub fn list(&self, name: &str) -> &[String] {
+        self.lists.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// Parses `args` (without the program name), then fills what is missing from `env`.
+pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<String>) -> Result<Parsed, String> {
+    let mut vals = Values::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        i += 1;
+        if a == "--" {
+            break;
+        }
+        let Some(body) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
+            break;
+        };
+        if body.is_empty() || body.starts_with('-') || body.starts_with('=') {
+            return Err(format!("bad flag syntax: {a}"));
+        }
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        if name == "h" || name == "help" {
+            return Ok(Parsed::Help);
+        }
+        let flag = find(name).ok_or_else(|| format!("flag provided but not defined: -{name}"))?;
+        let value = match (flag.kind, inline) {
+            (_, Some(v)) => v,
+            (Bool, None) => "true".to_string(),
+            (_, None) => {
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| format!("flag needs an argument: -{name}"))?;
+                i += 1;
+                v.to_string_lossy().into_owned()
+            }
+        };
+        let value = check(flag, &value)?;
+        vals.set(flag, value);
+        vals.given.push(flag.name);
+    }
+    for flag in FLAGS {
+        if vals.given.contains(&flag.name) {
+            continue;
+        }
+        let var = format!("FLANNELD_{}", flag.name.replace('-', "_").to_uppercase());
+        match env(&var).filter(|v| !v.is_empty()) {
+            Some(v) if flag.name != "version" => match check(flag, &v) {
+                Ok(v) => vals.set(flag, v),
+                Err(e) => {
+                    log::error!("ignoring {var}: {e}");
+                    if flag.kind != List {
+                        vals.set(flag, flag.default.to_string());
+                    }
+                }
+            },
+            _ if flag.kind != List => vals.set(flag, flag.default.to_string()),
+            _ => {}
+        }
+    }
+    Ok(Parsed::Run(vals))
+}
+
+/// The flag list, as `-h` prints it.
+pub fn usage() -> String {
+    let mut s = String::from("Usage: flanneld [OPTION]...\n");
+    for f in FLAGS {
+        let arg = match f.kind {
+            Bool => "",
+            Int => " int",
+            Str | List => " string",
+        };
+        s.push_str(&format!("  -{}{arg}\n    \t{}", f.name, f.help));
+        if !f.default.is_empty() && f.default != "false" && f.default != "0" {
+            s.push_str(&format!(" (default {:?})", f.default));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Values, String> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match parse(&args, &|k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })? {
+            Parsed::Run(v) => Ok(v),
+            Parsed::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn go_flag_syntax() {
+        let v = run(
+            &[
+                "-etcd-endpoints=http://10.0.0.1:2379",
+                "--etcd-prefix",
+                "/x/network",
+                "-ip-masq",
+                "-iface",
+                "eth0",
+                "--iface=10.0.0.1",
+                "-iptables-forward-rules=false",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(v.str("etcd-endpoints"), "http://10.0.0.1:2379");
+        assert_eq!(v.str("etcd-prefix"), "/x/network");
+        assert!(v.bool("ip-masq"));
+        assert!(!v.bool("iptables-forward-rules"));
+        assert_eq!(v.list("iface"), ["eth0", "10.0.0.1"]);
+        assert_eq!(v.str("subnet-file"), "/run/flannel/subnet.env");
+        assert_eq!(v.int("subnet-lease-renew-margin"), 60);
+    }
+
+    #[test]
+    fn env_fills_what_the_command_line_left_out() {
+        let v = run(
+            &["-etcd-prefix=/cli"],
+            &[
+                ("FLANNELD_ETCD_PREFIX", "/env"),
+                ("FLANNELD_IP_MASQ", "true"),
+                ("FLANNELD_IFACE", "eth0,eth1"),
+                ("FLANNELD_HEALTHZ_PORT", "nope"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(v.str("etcd-prefix"), "/cli");
+        assert!(v.bool("ip-masq"));
+        assert_eq!(v.list("iface"), ["eth0,eth1"]);
+        assert_eq!(v.int("healthz-port"), 0, "a bad env value is ignored");
+    }
+
+    #[test]
+    fn parsing_stops_at_the_first_non_flag_and_bools_take_no_separate_value() {
+        let v = run(&["-ip-masq", "false", "-v", "2"], &[]).unwrap();
+        assert!(v.bool("ip-masq"));
+        assert_eq!(v.int("v"), 0);
+    }
+
+    #[test]
+    fn errors_and_help() {
+        assert!(run(&["-nope"], &[])
+            .unwrap_err()
+            .contains("not defined: -nope"));
+        assert!(run(&["-etcd-prefix"], &[])
+            .unwrap_err()
+            .contains("needs an argument"));
+        assert!(run(&["-healthz-port=x"], &[])
+            .unwrap_err()
+            .contains("not an integer"));
+        assert!(run(&["-ip-masq=maybe"], &[])
+            .unwrap_err()
+            .contains("invalid boolean"));
+        assert_eq!(run(&["--help"], &[]).unwrap_err(), "help");
+        assert!(usage().contains("-etcd-endpoints string"));
+    }
+}

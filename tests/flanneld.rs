@@ -1,0 +1,340 @@
+//! flanneld against a real etcd (Debian etcd-server) in throwaway namespaces: three "hosts" on
+//! an underlay bridge, pods behind each host's cni0, traffic across hosts over vxlan and host-gw.
+
+mod common;
+
+use common::overlay::{wait_for, Testbed, ETCD_IP};
+use common::Netns;
+use serde_json::Value;
+use std::time::Duration;
+
+const NET: &str = r#"{"Network":"10.45.0.0/16","Backend":{"Type":"vxlan"}}"#;
+
+fn ping_all(tb: &Testbed, ips: &[(usize, String)]) {
+    for (i, _) in ips {
+        for (j, ip) in ips {
+            if i != j {
+                let pod = &tb.hosts[*i].pods[0];
+                assert!(
+                    pod.ping(ip),
+                    "pod on host {i} cannot reach {ip} on host {j}"
+                );
+            }
+        }
+    }
+}
+
+fn pods(tb: &mut Testbed) -> Vec<(usize, String)> {
+    (0..tb.hosts.len())
+        .map(|i| (i, tb.hosts[i].add_pod(2)))
+        .collect()
+}
+
+fn routes(ns: &Netns) -> Vec<Value> {
+    ns.ipj(&["route", "show"]).as_array().unwrap().clone()
+}
+
+fn route_to<'a>(rs: &'a [Value], dst: &str) -> Option<&'a Value> {
+    rs.iter().find(|r| r["dst"] == dst)
+}
+
+fn net_of(subnet: &str) -> String {
+    // 10.45.7.1/24 -> 10.45.7.0/24
+    let (ip, len) = subnet.split_once('/').unwrap();
+    format!("{}.0/{len}", ip.rsplit_once('.').unwrap().0)
+}
+
+#[test]
+fn vxlan_three_hosts_pods_reach_each_other_and_a_removed_lease_is_unprogrammed() {
+    let mut tb = Testbed::new(3);
+    tb.set_config(NET);
+    tb.start_all(&[]);
+
+    // subnet.env: upstream's exact lines.
+    let env = tb.hosts[0].wait_env();
+    let lines: Vec<&str> = env.lines().collect();
+    assert_eq!(lines.len(), 4, "{env}");
+    assert_eq!(lines[0], "FLANNEL_NETWORK=10.45.0.0/16");
+    assert!(
+        lines[1].starts_with("FLANNEL_SUBNET=10.45.") && lines[1].ends_with(".1/24"),
+        "{env}"
+    );
+    assert_eq!(lines[2], "FLANNEL_MTU=1450");
+    assert_eq!(lines[3], "FLANNEL_IPMASQ=false");
+
+    // Leases in etcd: one per host, upstream's JSON with the device's MAC.
+    let leases = tb.etcd.leases();
+    assert_eq!(leases.len(), 3, "{leases:?}");
+    for h in &tb.hosts {
+        let key = format!(
+            "/coreos.com/network/subnets/{}",
+            net_of(&h.subnet()).replace('/', "-")
+        );
+        let (_, v) = leases
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("{key} in {leases:?}"));
+        assert_eq!(v["PublicIP"], h.ip.as_str());
+        assert_eq!(v["PublicIPv6"], Value::Null);
+        assert_eq!(v["BackendType"], "vxlan");
+        assert_eq!(v["BackendData"]["VNI"], 1);
+        let dev = &h.ns.ipj(&["-d", "link", "show", "flannel.1"])[0];
+        assert_eq!(v["BackendData"]["VtepMAC"], dev["address"]);
+        assert_eq!(dev["mtu"], 1450);
+        assert_eq!(dev["linkinfo"]["info_data"]["port"], 8472);
+        assert_eq!(dev["linkinfo"]["info_data"]["local"], h.ip.as_str());
+        assert_eq!(dev["linkinfo"]["info_data"]["learning"], false);
+        let addrs = h.ns.ipj(&["-4", "addr", "show", "flannel.1"]);
+        let a = &addrs[0]["addr_info"][0];
+        assert_eq!(
+            format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]),
+            net_of(&h.subnet()).replace("/24", "/32")
+        );
+    }
+
+    // Every host has route + neighbour + FDB entry for both peers.
+    for (i, h) in tb.hosts.iter().enumerate() {
+        for (j, peer) in tb.hosts.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let dst = net_of(&peer.subnet());
+            let vtep = dst.split_once('/').unwrap().0.to_string();
+            let r = wait_for(Duration::from_secs(10), "peer route", || {
+                route_to(&routes(&h.ns), &dst).cloned()
+            });
+            assert_eq!(r["dev"], "flannel.1");
+            assert_eq!(r["gateway"], vtep.as_str());
+            assert!(
+                r["flags"].as_array().unwrap().iter().any(|f| f == "onlink"),
+                "{r}"
+            );
+            let mac = peer.ns.ipj(&["link", "show", "flannel.1"])[0]["address"].clone();
+            let neigh = h.ns.ipj(&["neigh", "show", "dev", "flannel.1"]);
+            assert!(
+                neigh
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|n| n["dst"] == vtep.as_str()
+                        && n["lladdr"] == mac
+                        && n["state"][0] == "PERMANENT"),
+                "{neigh}"
+            );
+            let fdb = h.ns.bridgej(&["fdb", "show", "dev", "flannel.1"]);
+            assert!(
+                fdb.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["mac"] == mac && f["dst"] == peer.ip.as_str()),
+                "{fdb}"
+            );
+        }
+    }
+
+    let ips = pods(&mut tb);
+    ping_all(&tb, &ips);
+
+    // Remove host 2's lease: the others drop its route, neighbour and FDB entry, and host 2's
+    // flanneld stops with an error (its lease is gone).
+    let gone = net_of(&tb.hosts[2].subnet());
+    tb.etcd.ctl(&[
+        "del",
+        &format!("/coreos.com/network/subnets/{}", gone.replace('/', "-")),
+    ]);
+    for h in &tb.hosts[..2] {
+        wait_for(
+            Duration::from_secs(10),
+            "removed peer's route to go",
+            || route_to(&routes(&h.ns), &gone).is_none().then_some(()),
+        );
+        let vtep = gone.split_once('/').unwrap().0;
+        let neigh = h.ns.ipj(&["neigh", "show", "dev", "flannel.1"]);
+        assert!(
+            !neigh.as_array().unwrap().iter().any(|n| n["dst"] == vtep),
+            "{neigh}"
+        );
+        let mac = tb.hosts[2].ns.ipj(&["link", "show", "flannel.1"])[0]["address"].clone();
+        let fdb = h.ns.bridgej(&["fdb", "show", "dev", "flannel.1"]);
+        assert!(
+            !fdb.as_array().unwrap().iter().any(|f| f["mac"] == mac),
+            "{fdb}"
+        );
+    }
+    let h2 = &mut tb.hosts[2];
+    let st = wait_for(Duration::from_secs(10), "host 2's flanneld to exit", || {
+        h2.flanneld.as_mut().unwrap().try_wait().unwrap()
+    });
+    assert!(!st.success(), "a lost lease must be a failure exit");
+    h2.flanneld = None;
+    assert!(h2.log().contains("lease was removed"), "{}", h2.log());
+    assert!(tb.hosts[0].pods[0].ping(&ips[1].1));
+}
+
+#[test]
+fn host_gw_routes_via_peers_with_masquerade_and_forward_rules() {
+    let mut tb = Testbed::new(3);
+    tb.set_config(r#"{"Network":"10.46.0.0/16","Backend":{"Type":"host-gw"}}"#);
+    tb.start_all(&["-ip-masq"]);
+    let env = tb.hosts[1].wait_env();
+    assert!(
+        env.ends_with("FLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n"),
+        "{env}"
+    );
+    for (i, h) in tb.hosts.iter().enumerate() {
+        for (j, peer) in tb.hosts.iter().enumerate() {
+            if i != j {
+                let dst = net_of(&peer.subnet());
+                let r = wait_for(Duration::from_secs(10), "host-gw route", || {
+                    route_to(&routes(&h.ns), &dst).cloned()
+                });
+                assert_eq!(r["gateway"], peer.ip.as_str());
+                assert_eq!(r["dev"], "eth0");
+            }
+        }
+        assert!(!h.ns.link_names().iter().any(|l| l.starts_with("flannel")));
+    }
+    let lease = &tb.etcd.leases()[0].1;
+    assert_eq!(lease["BackendType"], "host-gw");
+    assert!(lease.get("BackendData").is_none());
+
+    // Upstream's rules, in upstream's order.
+    let h = &tb.hosts[0];
+    let own = net_of(&h.subnet());
+    let (ok, nat) =
+        h.ns.exec(&["iptables", "-t", "nat", "-S", "FLANNEL-POSTRTG"]);
+    assert!(ok, "{nat}");
+    let want = [
+        "-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment \"flanneld masq\" -j RETURN".to_string(),
+        format!("-A FLANNEL-POSTRTG -s {own} -d 10.46.0.0/16 -m comment --comment \"flanneld masq\" -j RETURN"),
+        format!("-A FLANNEL-POSTRTG -s 10.46.0.0/16 -d {own} -m comment --comment \"flanneld masq\" -j RETURN"),
+        format!("-A FLANNEL-POSTRTG ! -s 10.46.0.0/16 -d {own} -m comment --comment \"flanneld masq\" -j RETURN"),
+        "-A FLANNEL-POSTRTG -s 10.46.0.0/16 ! -d 224.0.0.0/4 -m comment --comment \"flanneld masq\" -j MASQUERADE --random-fully".to_string(),
+        "-A FLANNEL-POSTRTG ! -s 10.46.0.0/16 -d 10.46.0.0/16 -m comment --comment \"flanneld masq\" -j MASQUERADE --random-fully".to_string(),
+    ];
+    let got: Vec<&str> = nat.lines().filter(|l| l.starts_with("-A")).collect();
+    assert_eq!(got, want.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_, post) = h.ns.exec(&["iptables", "-t", "nat", "-S", "POSTROUTING"]);
+    assert!(
+        post.contains("-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG"),
+        "{post}"
+    );
+    let (_, fwd) = h.ns.exec(&["iptables", "-S", "FLANNEL-FWD"]);
+    assert!(
+        fwd.contains(
+            "-A FLANNEL-FWD -s 10.46.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT"
+        ),
+        "{fwd}"
+    );
+    assert!(
+        fwd.contains(
+            "-A FLANNEL-FWD -d 10.46.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT"
+        ),
+        "{fwd}"
+    );
+
+    // A deleted rule comes back with the resync loop.
+    h.ns.exec(&["iptables", "-t", "nat", "-F", "FLANNEL-POSTRTG"]);
+    wait_for(Duration::from_secs(15), "masq rules to be restored", || {
+        let (_, nat) =
+            h.ns.exec(&["iptables", "-t", "nat", "-S", "FLANNEL-POSTRTG"]);
+        (nat.lines().filter(|l| l.starts_with("-A")).count() == 6).then_some(())
+    });
+
+    let ips = pods(&mut tb);
+    ping_all(&tb, &ips);
+
+    // A deleted route is re-added by the periodic reconciliation.
+    let peer = net_of(&tb.hosts[1].subnet());
+    tb.hosts[0].ns.ip(&["route", "del", &peer]);
+    wait_for(Duration::from_secs(25), "route to be re-added", || {
+        route_to(&routes(&tb.hosts[0].ns), &peer).map(|_| ())
+    });
+}
+
+#[test]
+fn restart_keeps_the_subnet_and_the_data_plane() {
+    let mut tb = Testbed::new(2);
+    tb.set_config(NET);
+    tb.start_all(&[]);
+    let ips = pods(&mut tb);
+    ping_all(&tb, &ips);
+    let before = tb.hosts[0].subnet();
+    let mac = tb.hosts[0].ns.ipj(&["link", "show", "flannel.1"])[0]["address"].clone();
+    assert_eq!(
+        tb.hosts[0].stop_flanneld(),
+        Some(0),
+        "SIGTERM is a clean exit"
+    );
+    // Nothing was torn down: the route to the peer is still there and traffic still flows.
+    let peer = net_of(&tb.hosts[1].subnet());
+    assert!(route_to(&routes(&tb.hosts[0].ns), &peer).is_some());
+    assert!(tb.hosts[0].pods[0].ping(&ips[1].1));
+    // Started again (even without subnet.env), it finds its own lease by PublicIP.
+    std::fs::remove_file(tb.hosts[0].subnet_file()).unwrap();
+    let ep = tb.etcd.endpoint.clone();
+    tb.hosts[0].start_flanneld(&ep, &[]);
+    assert_eq!(tb.hosts[0].subnet(), before);
+    assert_eq!(
+        tb.hosts[0].ns.ipj(&["link", "show", "flannel.1"])[0]["address"],
+        mac,
+        "VtepMAC kept"
+    );
+    assert!(
+        tb.hosts[0].log().contains("found our lease"),
+        "{}",
+        tb.hosts[0].log()
+    );
+    assert!(tb.hosts[1].pods[0].ping(&ips[0].1));
+    assert_eq!(tb.etcd.leases().len(), 2);
+}
+
+#[test]
+fn garbage_in_etcd_is_logged_and_skipped() {
+    let mut tb = Testbed::new(2);
+    // A malformed config first: flanneld says why and keeps retrying.
+    tb.set_config(r#"{"Network":"10.47.0.0/16","#);
+    let ep = tb.etcd.endpoint.clone();
+    tb.hosts[0].start_flanneld(&ep, &[]);
+    wait_for(Duration::from_secs(10), "a config error in the log", || {
+        tb.hosts[0]
+            .log()
+            .contains("invalid network config")
+            .then_some(())
+    });
+    tb.etcd.put(
+        "/coreos.com/network/subnets/not-a-subnet",
+        r#"{"PublicIP":"192.168.77.9"}"#,
+    );
+    tb.etcd
+        .put("/coreos.com/network/subnets/10.47.9.0-24", "{garbage");
+    tb.set_config(r#"{"Network":"10.47.0.0/16","Backend":{"Type":"vxlan"}}"#);
+    tb.hosts[0].wait_env();
+    tb.hosts[1].start_flanneld(&ep, &[]);
+    tb.hosts[1].wait_env();
+    // More garbage while running.
+    tb.etcd.put(
+        "/coreos.com/network/subnets/10.47.10.0-24",
+        r#"{"PublicIP":"nope"}"#,
+    );
+    tb.etcd
+        .put("/coreos.com/network/subnets/10.47.11.0-2x", "{}");
+    let log = wait_for(Duration::from_secs(10), "warnings about bad leases", || {
+        let l = tb.hosts[0].log();
+        (l.contains("10.47.10.0-24") && l.contains("not a subnet key")).then_some(l)
+    });
+    assert!(
+        log.contains("not valid JSON") || log.contains("not an IPv4"),
+        "{log}"
+    );
+    let ips = pods(&mut tb);
+    ping_all(&tb, &ips);
+    for h in &mut tb.hosts {
+        assert!(
+            h.flanneld.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "flanneld died:\n{}",
+            h.log()
+        );
+    }
+    let _ = ETCD_IP;
+}

@@ -14,10 +14,6 @@ fn not_built(name: &str, cni: bool) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub fn main_flannel(_: Vec<OsString>) -> ExitCode {
-    not_built("flannel", true)
-}
-
 pub fn main_flanneld(_: Vec<OsString>) -> ExitCode {
     not_built("flanneld", false)
 }

@@ -35,16 +35,23 @@ impl Plugin for Flannel {
         let d = delegate_for(&fc, None)?;
         log::debug!("delegate config: {}", String::from_utf8_lossy(&d.bytes));
         let store = Store::new(&fc.data_dir);
-        // Saved before the delegate runs, so a DEL can clean up whatever a half-done ADD left.
-        if let Err(e) = store.save(&args.container_id, &d.bytes) {
-            let _ = store.remove(&args.container_id);
-            return Err(e);
-        }
+        // A repeated ADD (a runtime retrying) must not lose the config of the attachment that
+        // already exists: a failure puts the previous file back instead of removing it.
+        let previous = store.load(&args.container_id)?;
         let undo_save = || {
-            if let Err(e) = store.remove(&args.container_id) {
+            let undone = match &previous {
+                Some(bytes) => store.save(&args.container_id, bytes),
+                None => store.remove(&args.container_id),
+            };
+            if let Err(e) = undone {
                 log::warn!("rollback: {e:#}");
             }
         };
+        // Saved before the delegate runs, so a DEL can clean up whatever a half-done ADD left.
+        if let Err(e) = store.save(&args.container_id, &d.bytes) {
+            undo_save();
+            return Err(e);
+        }
         // A delegate that fails its ADD cleans up after itself (weft's do); replaying DEL on a
         // config it just refused would fail the same way, so only the saved file is taken back.
         let out = match delegate::invoke(&d.plugin, Command::Add, &d.bytes, args) {

@@ -425,6 +425,25 @@ fn bad_input_fails_with_the_right_code_and_leaves_nothing() {
     fl.assert_nothing_left("bad", &ctr);
 }
 
+// A runtime retrying ADD for a container that is already attached: the retry fails (eth0
+// exists) and must not lose the saved config, or the DEL that follows could not clean up.
+#[test]
+fn failed_repeat_add_keeps_the_existing_attachments_config() {
+    let fl = Fl::new("fr", Some("subnet-v4.env"));
+    let ctr = Netns::new("frc");
+    let conf = fl.conf(Some("1.0.0"), json!({}));
+    fl.run(&fl.env("ADD", "r", &ctr), &conf).ok();
+    let first = fl.saved("r").unwrap();
+    // The retry's config differs (another MTU), so a kept file would show the new bytes.
+    let retry = fl.conf(Some("1.0.0"), json!({"delegate": {"mtu": 1400}}));
+    let out = fl.run(&fl.env("ADD", "r", &ctr), &retry);
+    assert!(out.err(999).contains("already exists"), "{out:?}");
+    assert_eq!(fl.saved("r").unwrap(), first);
+    assert_eq!(fl.reserved(), ["10.1.17.2"]);
+    fl.run(&fl.env("DEL", "r", &ctr), &conf).ok();
+    fl.assert_nothing_left("r", &ctr);
+}
+
 #[test]
 fn subnet_env_missing_or_malformed() {
     let fl = Fl::new("fm", None);

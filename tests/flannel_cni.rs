@@ -524,6 +524,18 @@ fn gc_drops_stale_configs_and_addresses() {
     assert_eq!(fl.saved("stale"), None);
     assert!(fl.saved("other-net").is_some());
     assert_eq!(fl.reserved(), ["10.1.17.2"]);
+    // Without subnet.env the stale config still goes, but the delegate cannot be asked: the
+    // runtime is told to try again, and the next GC releases the address.
+    let c3 = Netns::new("fgc3");
+    fl.run(&fl.env("ADD", "stale2", &c3), &conf).ok();
+    std::fs::remove_file(fl.subnet_env()).unwrap();
+    let out = fl.run(&fl.env("GC", "", &c1), &gc.to_string());
+    assert!(out.err(11).contains("flanneld is not running"), "{out:?}");
+    assert_eq!(fl.saved("stale2"), None);
+    assert_eq!(fl.reserved().len(), 2);
+    fl.write_env("subnet-v4.env");
+    fl.run(&fl.env("GC", "", &c1), &gc.to_string()).ok();
+    assert_eq!(fl.reserved(), ["10.1.17.2"]);
     fl.run(&fl.env("DEL", "keep", &c1), &conf).ok();
     assert!(fl.reserved().is_empty());
 }
@@ -591,4 +603,29 @@ fn go_bridge_as_exec_delegate_gives_the_same_result() {
         wf.run(&wf.env("DEL", "x", &wc), &wconf).ok();
         wf.assert_nothing_left("x", &wc);
     }
+}
+
+#[test]
+fn version_about_and_verb_gates() {
+    let fl = Fl::new("fx", Some("subnet-v4.env"));
+    let ctr = Netns::new("fxc");
+    let v = fl.run(&fl.env("VERSION", "", &ctr), "").ok();
+    assert_eq!(v["supportedVersions"].as_array().unwrap().len(), 7);
+    let mut about = fl.env("", "", &ctr);
+    about.unset.push("CNI_COMMAND".into());
+    let out = fl.run(&about, "");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.starts_with("CNI flannel plugin weft "),
+        "{out:?}"
+    );
+    let check = fl.conf(Some("0.3.1"), json!({}));
+    let out = fl.run(&fl.env("CHECK", "g", &ctr), &check);
+    assert_eq!(out.err(1), "config version does not allow CHECK");
+    let status = fl.conf(Some("1.0.0"), json!({}));
+    let out = fl.run(&fl.env("STATUS", "", &ctr), &status);
+    assert_eq!(out.err(1), "config version does not allow STATUS");
+    let gc = fl.conf(Some("1.1.0"), json!({}));
+    let out = fl.run(&fl.env("GC", "", &ctr), &gc);
+    assert!(out.err(7).contains("cni.dev/valid-attachments"), "{out:?}");
 }

@@ -3,6 +3,7 @@
 
 mod bridge;
 mod dispatch;
+mod flannel;
 mod flanneld;
 mod host_local;
 mod install;
@@ -51,9 +52,9 @@ pub const APPLETS: &[Applet] = &[
     },
     Applet {
         name: "flannel",
-        summary: "CNI meta-plugin: delegates to bridge with flanneld's subnet (not built yet)",
-        main: reserved::main_flannel,
-        in_process: None,
+        summary: "CNI meta-plugin: delegates to bridge with flanneld's subnet",
+        main: flannel::main,
+        in_process: Some(weft::cni::skel::in_process::<flannel::Flannel>),
     },
     Applet {
         name: "flanneld",

@@ -1,23 +1,13 @@
-//! Names weft reserves for applets that later work will build. Invoked today they say so and fail;
-//! the CNI ones also answer with the spec's error object so a runtime logs a clear reason.
+//! Names weft reserves for applets that later work will build. Invoked today they say so and fail.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-fn not_built(name: &str, cni: bool) -> ExitCode {
-    let msg = format!("the {name} applet is not built in this version of weft");
-    if cni {
-        let err = weft::cni::Error::new(weft::cni::Code::Internal, msg.clone());
-        print!("{}", err.to_json(None));
-    }
-    eprintln!("weft: {msg}");
+fn not_built(name: &str) -> ExitCode {
+    eprintln!("weft: the {name} applet is not built in this version of weft");
     ExitCode::FAILURE
 }
 
-pub fn main_flannel(_: Vec<OsString>) -> ExitCode {
-    not_built("flannel", true)
-}
-
 pub fn main_mk_docker_opts(_: Vec<OsString>) -> ExitCode {
-    not_built("mk-docker-opts", false)
+    not_built("mk-docker-opts")
 }

@@ -9,6 +9,7 @@
 //! - [`iface`]: container interface plumbing shared by bridge and ptp (veth pair, addresses and
 //!   routes from a result, gateway addresses).
 //! - [`bridge`], [`ptp`]: the library side of those plugins (config, host-side plumbing).
+//! - [`flannel_cni`]: the flannel CNI meta-plugin (subnet.env, delegate config, saved configs).
 //! - [`sysctl`]: per-namespace /proc/sys; [`undo`]: the rollback guard of ADD.
 //!
 //! The library prints nothing to stdout and never exits the process: stdout belongs to the
@@ -20,6 +21,7 @@ pub mod cni;
 pub mod daemon;
 pub mod extiface;
 pub mod firewall;
+pub mod flannel_cni;
 pub mod iface;
 pub mod ipam;
 pub mod netlink;

@@ -338,3 +338,97 @@ fn garbage_in_etcd_is_logged_and_skipped() {
     }
     let _ = ETCD_IP;
 }
+
+#[test]
+fn vxlan_dual_stack_leases_devices_and_pods_reach_each_other_over_ipv6() {
+    let mut tb = Testbed::new(0);
+    tb.ul
+        .ip(&["addr", "add", "fd77::fe/64", "dev", "ul0", "nodad"]);
+    for i in 0..2 {
+        tb.add_host();
+        let h = &tb.hosts[i];
+        h.ns.ip(&[
+            "addr",
+            "add",
+            &format!("fd77::{}/64", i + 1),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        h.ns.ip(&["-6", "route", "add", "default", "via", "fd77::fe"]);
+        let (ok, out) =
+            h.ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        assert!(ok, "{out}");
+    }
+    tb.set_config(r#"{"Network":"10.48.0.0/16","EnableIPv6":true,"IPv6Network":"fd48::/48","Backend":{"Type":"vxlan"}}"#);
+    tb.start_all(&[]);
+    let env = tb.hosts[0].wait_env();
+    assert!(env.contains("FLANNEL_IPV6_NETWORK=fd48::/48\n"), "{env}");
+    let v6sub = |env: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix("FLANNEL_IPV6_SUBNET="))
+            .unwrap()
+            .to_string()
+    };
+    let leases = tb.etcd.leases();
+    assert_eq!(leases.len(), 2);
+    for (k, v) in &leases {
+        assert!(k.contains("&fd48:0:0:") && k.ends_with("::-64"), "{k}");
+        assert!(
+            v["PublicIPv6"].as_str().unwrap().starts_with("fd77::"),
+            "{v}"
+        );
+        assert!(v["BackendV6Data"]["VtepMAC"].is_string(), "{v}");
+    }
+    let mut pod6 = Vec::new();
+    for h in tb.hosts.iter_mut() {
+        let env = h.wait_env();
+        let gw6 = v6sub(&env);
+        h.add_pod(2);
+        let dev = &h.ns.ipj(&["link", "show", "flannel-v6.1"])[0];
+        assert_eq!(dev["mtu"], 1430, "IPv6 outer headers cost 20 bytes more");
+        assert!(env.contains("FLANNEL_MTU=1430\n"), "{env}");
+        h.ns.ip(&["addr", "add", &gw6, "dev", "cni0", "nodad"]);
+        let ip6 = gw6.replace("::1/64", "::2");
+        let pod = &h.pods[0];
+        pod.ip(&["addr", "add", &format!("{ip6}/64"), "dev", "eth0", "nodad"]);
+        pod.ip(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            gw6.split('/').next().unwrap(),
+        ]);
+        pod6.push(ip6);
+    }
+    wait_for(Duration::from_secs(10), "IPv6 peer routes", || {
+        let r = tb.hosts[0]
+            .ns
+            .ipj(&["-6", "route", "show", "dev", "flannel-v6.1"]);
+        (r.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["dst"].as_str().unwrap_or("").starts_with("fd48:")))
+        .then_some(())
+    });
+    // The first packets wait for neighbour discovery on the fresh addresses.
+    wait_for(Duration::from_secs(15), "pod-to-pod ping over IPv6", || {
+        tb.hosts[0].pods[0]
+            .exec(&["ping", "-6", "-c", "1", "-W", "2", &pod6[1]])
+            .0
+            .then_some(())
+    });
+    let ips = pods_v4(&tb);
+    assert!(tb.hosts[1].pods[0].ping(&ips[0]));
+}
+
+fn pods_v4(tb: &Testbed) -> Vec<String> {
+    tb.hosts
+        .iter()
+        .map(|h| {
+            let a = h.pods[0].ipj(&["-4", "addr", "show", "eth0"]);
+            a[0]["addr_info"][0]["local"].as_str().unwrap().to_string()
+        })
+        .collect()
+}

@@ -183,7 +183,12 @@ pub const FLAGS: &[Flag] = &[
         "set the NetworkUnavailable node condition (kube mode only)",
     ),
     f("version", Bool, "false", "print version and exit"),
-    f("v", Int, "0", "log level for V logs (1 = info, 2+ = debug)"),
+    f(
+        "v",
+        Int,
+        "0",
+        "accepted for compatibility; set RUST_LOG=debug for more detail",
+    ),
 ];
 
 /// Parsed values: every flag has one (the default when not given).

@@ -103,10 +103,6 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         eprintln!("{}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    // -v 2 and above turn on debug logs unless RUST_LOG says otherwise.
-    if std::env::var_os("RUST_LOG").is_none() && vals.int("v") >= 2 {
-        log::set_max_level(log::LevelFilter::Debug);
-    }
     let opts = match options(&vals) {
         Ok(o) => o,
         Err(e) => {

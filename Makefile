@@ -4,7 +4,7 @@ CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
 STATIC_BIN := target/$(TARGET)/release/weft
 DEB_PACKAGES := build-essential pkg-config protobuf-compiler iproute2 iptables \
-	containernetworking-plugins hyperfine time jq file iputils-ping nftables
+	containernetworking-plugins hyperfine time jq file iputils-ping nftables docker.io
 
 .PHONY: all build static check-static test validate bench demo vendor deps clean
 

@@ -6,6 +6,7 @@ mod dispatch;
 mod host_local;
 mod install;
 mod loopback;
+mod mk_docker_opts;
 mod ptp;
 mod reserved;
 
@@ -62,8 +63,8 @@ pub const APPLETS: &[Applet] = &[
     },
     Applet {
         name: "mk-docker-opts",
-        summary: "turn subnet.env into docker daemon options (not built yet)",
-        main: reserved::main_mk_docker_opts,
+        summary: "turn flanneld's subnet.env into docker daemon options",
+        main: mk_docker_opts::main,
         in_process: None,
     },
 ];

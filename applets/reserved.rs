@@ -21,7 +21,3 @@ pub fn main_flannel(_: Vec<OsString>) -> ExitCode {
 pub fn main_flanneld(_: Vec<OsString>) -> ExitCode {
     not_built("flanneld", false)
 }
-
-pub fn main_mk_docker_opts(_: Vec<OsString>) -> ExitCode {
-    not_built("mk-docker-opts", false)
-}

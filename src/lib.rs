@@ -16,6 +16,7 @@
 
 pub mod bridge;
 pub mod cni;
+pub mod docker_opts;
 pub mod firewall;
 pub mod iface;
 pub mod ipam;

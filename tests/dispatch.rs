@@ -81,7 +81,7 @@ fn first_argument_and_argv0_dispatch_to_the_same_applet() {
 
 #[test]
 fn reserved_applets_say_not_built_and_fail() {
-    for name in ["flannel", "flanneld", "mk-docker-opts"] {
+    for name in ["flannel", "flanneld"] {
         let out = Command::new(weft()).arg(name).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{name}");
         let err = String::from_utf8(out.stderr).unwrap();

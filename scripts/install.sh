@@ -169,11 +169,20 @@ ensure_dir() {
 	if [ -d "$destdir$1" ] || [ "$1" = / ] || [ -z "$1" ]; then
 		return 0
 	fi
+	# A dry run makes nothing, so it remembers what it would have made.
+	if [ -n "$dry_run" ] && recorded dir "$1"; then
+		return 0
+	fi
 	ensure_dir "$(dirname "$1")"
 	act "mkdir $destdir$1"
 	[ -n "$dry_run" ] || mkdir -m 0755 "$destdir$1"
 	record dir "$1"
 }
+
+# A staging directory is the caller's, made here if missing but not recorded.
+if [ -n "$destdir" ] && [ -z "$dry_run" ]; then
+	mkdir -p "$destdir"
+fi
 
 # The manifest's own directory first: uninstall.sh walks the manifest backwards, so the manifest
 # and that directory go last.

@@ -453,8 +453,8 @@ fn destdir_install_is_complete_idempotent_and_undone() {
 fn prefix_and_cni_bin_dir_are_honoured() {
     let t = TempDir::new("dist-prefix");
     let pkg = unpack(&t.path().join("pkg"));
-    let dest = t.path().join("root");
-    std::fs::create_dir_all(&dest).unwrap();
+    // A DESTDIR that does not exist yet is made.
+    let dest = t.path().join("stage/root");
     let before = tree(&dest);
     let env = [
         ("DESTDIR", dest.to_str().unwrap()),

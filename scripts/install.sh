@@ -68,6 +68,9 @@ destdir=${destdir%/}
 
 src=$(cd "$(dirname "$0")" && pwd)
 [ -x "$src/bin/weft" ] || die "$src/bin/weft missing: run install.sh from the unpacked tarball"
+case $src in
+*[[:space:]]*) die "$src: unpack the tarball into a directory whose path has no blanks" ;;
+esac
 
 # The tarball's own checksums: a truncated download or a changed file stops here.
 if command -v sha256sum >/dev/null 2>&1; then
@@ -121,8 +124,9 @@ record() {
 # any host).
 fingerprint() { cksum <"$1" | tr ' ' -; }
 
-# The unit with the binary's path for this prefix.
-sed "s|/usr/local/bin/|$bin/|g" "$src/systemd/flanneld.service" >"$tmp/flanneld.service"
+# The unit with the paths of this prefix and sysconfdir.
+sed -e "s|/usr/local/bin/|$bin/|g" -e "s|/etc/flannel/|$sysconfdir/flannel/|g" \
+	"$src/systemd/flanneld.service" >"$tmp/flanneld.service"
 
 # Plan: "KIND DEST SOURCE-OR-TARGET MODE", one per line.
 {

@@ -447,8 +447,9 @@ fn destdir_install_is_complete_idempotent_and_undone() {
     assert_eq!(tree(&dest), before, "uninstall did not restore the tree");
 }
 
-/// --prefix and CNI_BIN_DIR move the binary, the links and the unit's paths; a config edited after
-/// install survives uninstall (with its directories), everything else goes.
+/// --prefix, CNI_BIN_DIR and SYSCONFDIR move the binary, the links, the configs and the unit's
+/// paths; a config edited after install survives uninstall (with its directories), everything
+/// else goes.
 #[test]
 fn prefix_and_cni_bin_dir_are_honoured() {
     let t = TempDir::new("dist-prefix");
@@ -459,6 +460,7 @@ fn prefix_and_cni_bin_dir_are_honoured() {
     let env = [
         ("DESTDIR", dest.to_str().unwrap()),
         ("CNI_BIN_DIR", "/usr/libexec/cni"),
+        ("SYSCONFDIR", "/etc/weft"),
     ];
     ok(sh(
         &pkg.join("install.sh"),
@@ -486,9 +488,14 @@ fn prefix_and_cni_bin_dir_are_honoured() {
         unit.contains("\nExecStartPost=/opt/weft/bin/mk-docker-opts "),
         "{unit}"
     );
+    assert!(
+        unit.contains("\nEnvironmentFile=-/etc/weft/flannel/options.env\n"),
+        "{unit}"
+    );
     assert!(!unit.contains("/usr/local"), "{unit}");
+    assert!(after["etc/weft/flannel/options.env"].starts_with("file 600 "));
 
-    let conflist = dest.join("etc/cni/net.d/10-flannel.conflist");
+    let conflist = dest.join("etc/weft/cni/net.d/10-flannel.conflist");
     std::fs::write(&conflist, "{\"edited\":true}\n").unwrap();
     // Without the prefix there is no manifest to go by.
     let o = sh(&pkg.join("uninstall.sh"), &[], &env);
@@ -501,14 +508,15 @@ fn prefix_and_cni_bin_dir_are_honoured() {
     let mut want = before.clone();
     for (k, v) in [
         ("etc", "dir 755"),
-        ("etc/cni", "dir 755"),
-        ("etc/cni/net.d", "dir 755"),
+        ("etc/weft", "dir 755"),
+        ("etc/weft/cni", "dir 755"),
+        ("etc/weft/cni/net.d", "dir 755"),
     ] {
         want.insert(k.into(), v.into());
     }
     want.insert(
-        "etc/cni/net.d/10-flannel.conflist".into(),
-        tree(&dest)["etc/cni/net.d/10-flannel.conflist"].clone(),
+        "etc/weft/cni/net.d/10-flannel.conflist".into(),
+        tree(&dest)["etc/weft/cni/net.d/10-flannel.conflist"].clone(),
     );
     assert_eq!(tree(&dest), want);
 }

@@ -5,9 +5,9 @@ TARGET := x86_64-unknown-linux-gnu
 STATIC_BIN := target/$(TARGET)/release/weft
 DEB_PACKAGES := build-essential pkg-config protobuf-compiler iproute2 iptables \
 	containernetworking-plugins hyperfine time jq file iputils-ping nftables \
-	etcd-server etcd-client openssl
+	etcd-server etcd-client openssl docker.io shellcheck
 
-.PHONY: all build static check-static test validate bench demo vendor deps clean
+.PHONY: all build static check-static test validate bench demo dist vendor deps clean
 
 all: build
 
@@ -44,6 +44,10 @@ bench: deps static
 
 demo: deps build
 	scripts/demo.sh target/debug/weft
+
+# The air-gapped release: target/dist/weft-VERSION-linux-x86_64.tar.gz (see scripts/dist.sh).
+dist: check-static
+	scripts/dist.sh --binary $(STATIC_BIN)
 
 vendor:
 	$(CARGO) vendor --locked vendor > .cargo-vendor-config.toml

@@ -8,8 +8,8 @@ mod flanneld;
 mod host_local;
 mod install;
 mod loopback;
+mod mk_docker_opts;
 mod ptp;
-mod reserved;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -64,8 +64,8 @@ pub const APPLETS: &[Applet] = &[
     },
     Applet {
         name: "mk-docker-opts",
-        summary: "turn subnet.env into docker daemon options (not built yet)",
-        main: reserved::main_mk_docker_opts,
+        summary: "turn flanneld's subnet.env into docker daemon options",
+        main: mk_docker_opts::main,
         in_process: None,
     },
 ];
@@ -94,7 +94,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_names_are_unique_and_cover_the_reserved_set() {
+    fn table_names_are_unique_and_cover_every_applet() {
         let mut names: Vec<&str> = APPLETS.iter().map(|a| a.name).collect();
         names.sort();
         names.dedup();

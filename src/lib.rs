@@ -19,6 +19,7 @@ pub mod backend;
 pub mod bridge;
 pub mod cni;
 pub mod daemon;
+pub mod docker_opts;
 pub mod extiface;
 pub mod firewall;
 pub mod flannel_cni;

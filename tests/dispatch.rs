@@ -5,7 +5,7 @@ use common::*;
 use std::os::unix::fs::symlink;
 use std::process::Command;
 
-/// Every applet name, in `--list` order: the ones built and the ones reserved.
+/// Every applet name, in `--list` order.
 const APPLETS: [&str; 7] = [
     "bridge",
     "ptp",
@@ -32,7 +32,7 @@ fn version_names_the_commit() {
 }
 
 #[test]
-fn list_has_every_reserved_name() {
+fn list_has_every_applet_name() {
     let out = weft_cmd(&["--list"]);
     let names: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
@@ -77,17 +77,6 @@ fn first_argument_and_argv0_dispatch_to_the_same_applet() {
     let by_name: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(by_arg, by_name);
     assert_eq!(by_name["supportedVersions"].as_array().unwrap().len(), 7);
-}
-
-#[test]
-fn reserved_applets_say_not_built_and_fail() {
-    {
-        let name = "mk-docker-opts";
-        let out = Command::new(weft()).arg(name).output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{name}");
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.contains("not built"), "{name}: {err}");
-    }
 }
 
 #[test]

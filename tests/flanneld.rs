@@ -250,6 +250,19 @@ fn host_gw_routes_via_peers_with_masquerade_and_forward_rules() {
     wait_for(Duration::from_secs(25), "route to be re-added", || {
         route_to(&routes(&tb.hosts[0].ns), &peer).map(|_| ())
     });
+
+    // A peer that is only reachable through a gateway is refused with a log line naming it.
+    tb.etcd.put(
+        "/coreos.com/network/subnets/10.46.250.0-24",
+        r#"{"PublicIP":"10.99.0.1","PublicIPv6":null,"BackendType":"host-gw"}"#,
+    );
+    wait_for(Duration::from_secs(10), "the not-on-link refusal", || {
+        tb.hosts[0]
+            .log()
+            .contains("10.99.0.1: it is not on-link")
+            .then_some(())
+    });
+    assert!(route_to(&routes(&tb.hosts[0].ns), "10.46.250.0/24").is_none());
 }
 
 #[test]

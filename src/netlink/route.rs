@@ -150,17 +150,7 @@ impl Handle {
     /// `ip [-6] route show table all`: unicast routes of both families, every table.
     pub fn routes(&self) -> Result<Vec<Route>> {
         let op = || "failed to list routes".to_string();
-        let msg = RtmsgBuilder::default()
-            .rtm_family(RtAddrFamily::Unspecified)
-            .rtm_dst_len(0)
-            .rtm_src_len(0)
-            .rtm_tos(0)
-            .rtm_table(RtTable::Unspec)
-            .rtm_protocol(Rtprot::Unspec)
-            .rtm_scope(RtScope::Universe)
-            .rtm_type(Rtn::Unspec)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let msg = query_msg(RtAddrFamily::Unspecified, 0, RtBuffer::new(), &op)?;
         self.request(Rtm::Getroute, NlmF::DUMP, msg, &op, |p: &Rtmsg| {
             if *p.rtm_type() != Rtn::Unicast {
                 return None;
@@ -175,18 +165,8 @@ impl Handle {
         let op = || format!("failed to look up the route to {dst}");
         let mut attrs = RtBuffer::new();
         attrs.push(attr(&op, Rta::Dst, ip_bytes(dst))?);
-        let msg = RtmsgBuilder::default()
-            .rtm_family(family_of(dst))
-            .rtm_dst_len(if dst.is_ipv4() { 32 } else { 128 })
-            .rtm_src_len(0)
-            .rtm_tos(0)
-            .rtm_table(RtTable::Unspec)
-            .rtm_protocol(Rtprot::Unspec)
-            .rtm_scope(RtScope::Universe)
-            .rtm_type(Rtn::Unspec)
-            .rtattrs(attrs)
-            .build()
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let len = if dst.is_ipv4() { 32 } else { 128 };
+        let msg = query_msg(family_of(dst), len, attrs, &op)?;
         self.request(Rtm::Getroute, NlmF::empty(), msg, &op, |p: &Rtmsg| {
             parse_route(p)
         })?
@@ -194,6 +174,27 @@ impl Handle {
         .next()
         .ok_or_else(|| Error::not_found(op()))
     }
+}
+
+/// An RTM_GETROUTE request: a dump (no attributes) or a lookup of one destination.
+fn query_msg(
+    family: RtAddrFamily,
+    dst_len: u8,
+    attrs: RtBuffer<Rta, neli::types::Buffer>,
+    op: &dyn Fn() -> String,
+) -> Result<Rtmsg> {
+    RtmsgBuilder::default()
+        .rtm_family(family)
+        .rtm_dst_len(dst_len)
+        .rtm_src_len(0)
+        .rtm_tos(0)
+        .rtm_table(RtTable::Unspec)
+        .rtm_protocol(Rtprot::Unspec)
+        .rtm_scope(RtScope::Universe)
+        .rtm_type(Rtn::Unspec)
+        .rtattrs(attrs)
+        .build()
+        .map_err(|e| Error::new(op(), e.to_string()))
 }
 
 fn parse_route(p: &Rtmsg) -> Option<Route> {

@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::overlay::{wait_for, Testbed, ETCD_IP};
-use common::Netns;
+use common::overlay::{net_of, routes, wait_for, Testbed, ETCD_IP};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -30,18 +29,8 @@ fn pods(tb: &mut Testbed) -> Vec<(usize, String)> {
         .collect()
 }
 
-fn routes(ns: &Netns) -> Vec<Value> {
-    ns.ipj(&["route", "show"]).as_array().unwrap().clone()
-}
-
 fn route_to<'a>(rs: &'a [Value], dst: &str) -> Option<&'a Value> {
     rs.iter().find(|r| r["dst"] == dst)
-}
-
-fn net_of(subnet: &str) -> String {
-    // 10.45.7.1/24 -> 10.45.7.0/24
-    let (ip, len) = subnet.split_once('/').unwrap();
-    format!("{}.0/{len}", ip.rsplit_once('.').unwrap().0)
 }
 
 #[test]

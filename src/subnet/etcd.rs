@@ -94,6 +94,8 @@ pub struct OwnLease {
 pub struct Registry {
     client: Client,
     prefix: String,
+    /// TLS without a client certificate, see [`explain`].
+    without_client_cert: bool,
 }
 
 fn tls_options(o: &EtcdOptions) -> Result<Option<TlsOptions>> {
@@ -120,6 +122,32 @@ fn tls_options(o: &EtcdOptions) -> Result<Option<TlsOptions>> {
     Ok(tls)
 }
 
+/// etcd started with --client-cert-auth drops a TLS client that shows no certificate, and over
+/// TLS 1.3 the client learns it only when the connection goes away: a BadCertificate or
+/// CertificateRequired alert at best, often just a broken pipe or "connection closed". When we have
+/// no certificate to show, say what such an error most likely means.
+fn explain(e: etcd_client::Error, without_client_cert: bool) -> anyhow::Error {
+    let text = e.to_string().to_lowercase();
+    let cut = [
+        "badcertificate",
+        "certificaterequired",
+        "broken pipe",
+        "connection closed",
+        "connection reset",
+    ]
+    .iter()
+    .any(|s| text.contains(s));
+    let e = anyhow::Error::new(e);
+    if without_client_cert && cut {
+        e.context(
+            "etcd closed the TLS connection, most likely because it requires a client certificate \
+             (etcd --client-cert-auth) and none was given (-etcd-certfile and -etcd-keyfile)",
+        )
+    } else {
+        e
+    }
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -137,17 +165,36 @@ impl Registry {
                 .with_user(o.username.clone(), o.password.clone())
                 .with_auto_token_refresh(true);
         }
-        if let Some(tls) = tls_options(o)? {
+        let mut tls = tls_options(o)?;
+        // As upstream, the scheme decides: http:// is plaintext even with TLS files given
+        // (etcd-client would refuse the combination). One client cannot do both, though.
+        let plain = o
+            .endpoints
+            .iter()
+            .filter(|e| e.starts_with("http://"))
+            .count();
+        if tls.is_some() && plain > 0 {
+            if plain < o.endpoints.len() {
+                bail!("the etcd endpoints mix http:// and https:// while TLS files are given: use one scheme");
+            }
+            log::warn!("the etcd endpoints are http://, so the TLS files are not used: the connection is plaintext (use https:// endpoints for TLS)");
+            tls = None;
+        }
+        let without_client_cert = o.certfile.is_empty()
+            && (tls.is_some() || o.endpoints.iter().any(|e| e.starts_with("https://")));
+        if let Some(tls) = tls {
             opts = opts.with_tls(tls);
         } else if o.endpoints.iter().any(|e| e.starts_with("https://")) {
             log::warn!("https endpoint without -etcd-cafile: the server certificate cannot be verified against a CA weft knows");
         }
         let client = Client::connect(&o.endpoints, Some(opts))
             .await
+            .map_err(|e| explain(e, without_client_cert))
             .with_context(|| format!("failed to connect to etcd at {}", o.endpoints.join(",")))?;
         Ok(Registry {
             client,
             prefix: o.prefix.trim_end_matches('/').to_string(),
+            without_client_cert,
         })
     }
 
@@ -172,6 +219,7 @@ impl Registry {
             .kv_client()
             .get(key.clone(), None)
             .await
+            .map_err(|e| explain(e, self.without_client_cert))
             .with_context(|| format!("failed to read {key} from etcd"))?;
         let Some(kv) = resp.kvs().first() else {
             bail!(
@@ -416,6 +464,17 @@ impl Registry {
                     log::info!("watch revision {rev} was compacted; listing the leases again");
                     from = None;
                 }
+                WatchEnd::TokenRefused(next, e) => {
+                    // etcd refuses a new watch whose auth token expired or is unknown (a restart
+                    // forgets every simple token) by canceling it, which etcd-client does not
+                    // take as a reason to authenticate again: do it here.
+                    from = Some(next);
+                    log::warn!("lease watch refused ({e}); authenticating again");
+                    if let Err(e) = self.client.refresh_token().await {
+                        log::warn!("failed to authenticate to etcd: {e}");
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
                 WatchEnd::Broken(next, e) => {
                     from = Some(next);
                     let d = backoff.next_delay();
@@ -456,7 +515,11 @@ impl Registry {
                 if resp.cancel_reason().contains("compacted") {
                     return WatchEnd::Compacted;
                 }
-                return WatchEnd::Broken(next, format!("canceled: {}", resp.cancel_reason()));
+                let why = format!("canceled: {}", resp.cancel_reason());
+                if resp.cancel_reason().contains("invalid auth token") {
+                    return WatchEnd::TokenRefused(next, why);
+                }
+                return WatchEnd::Broken(next, why);
             }
             backoff.reset();
             for ev in resp.events() {
@@ -494,6 +557,8 @@ impl Registry {
 enum WatchEnd {
     Closed,
     Compacted,
+    /// Canceled by etcd for an expired or unknown auth token.
+    TokenRefused(i64, String),
     Broken(i64, String),
 }
 
@@ -527,6 +592,25 @@ mod tests {
         assert_eq!(got, vec![100, 200, 400, 500, 500]);
         b.reset();
         assert_eq!(b.next_delay().as_millis(), 100);
+    }
+
+    #[test]
+    fn a_cut_tls_connection_without_a_client_cert_gets_a_hint() {
+        let err = |m: &str| etcd_client::Error::InvalidArgs(m.into());
+        let hint = "requires a client certificate";
+        let cut = "hyper::Error(Io, Custom { kind: BrokenPipe, error: \"stream closed because of a broken pipe\" })";
+        assert!(format!("{:#}", explain(err(cut), true)).contains(hint));
+        assert!(format!(
+            "{:#}",
+            explain(err("received fatal alert: BadCertificate"), true)
+        )
+        .contains(hint));
+        assert!(!format!("{:#}", explain(err(cut), false)).contains(hint));
+        assert!(!format!(
+            "{:#}",
+            explain(err("tcp connect error: Connection refused"), true)
+        )
+        .contains(hint));
     }
 
     #[test]

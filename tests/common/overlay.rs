@@ -12,18 +12,43 @@ pub const UNDERLAY: &str = "192.168.77";
 pub const ETCD_IP: &str = "192.168.77.254";
 
 /// Waits until `f` returns Some, or panics with `what` after `limit`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_then(limit, || what.to_string(), f)
+}
+
+/// [`wait_for`] with the panic message made at the time of the panic (e.g. with the logs as they
+/// are then, not as they were when the wait began).
+pub fn wait_for_then<T>(
+    limit: Duration,
+    what: impl FnOnce() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        if start.elapsed() >= limit {
+            panic!("timed out after {limit:?} waiting for {}", what());
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `10.45.7.1/24` -> `10.45.7.0/24`.
+pub fn net_of(subnet: &str) -> String {
+    let (ip, len) = subnet.split_once('/').unwrap();
+    format!("{}.0/{len}", ip.rsplit_once('.').unwrap().0)
+}
+
+/// The main routing table of `ns` as `ip -j route show` objects.
+pub fn routes(ns: &Netns) -> Vec<Value> {
+    ns.ipj(&["route", "show"]).as_array().unwrap().clone()
+}
+
+/// The route to `dst` (e.g. `10.45.7.0/24`) in `ns`, if any.
+pub fn route_to(ns: &Netns, dst: &str) -> Option<Value> {
+    routes(ns).into_iter().find(|r| r["dst"] == dst)
 }
 
 pub struct Etcd {
@@ -196,20 +221,53 @@ impl Host {
         std::fs::read_to_string(self.subnet_file()).ok()
     }
 
-    pub fn wait_env(&self) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(env) = self.env() {
-                return env;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "no subnet.env from flanneld in {} after 30s; its log:\n{}",
-                self.ns.name,
-                self.log()
+    /// Whether the last flanneld started is still running (false if none was started).
+    pub fn alive(&mut self) -> bool {
+        self.flanneld
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// `GET http://127.0.0.1:PORT/PATH` from inside the host: the status code and the body, or
+    /// `None` when nothing answers. curl if installed, else bash's /dev/tcp.
+    pub fn http_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let have_curl = Command::new("curl")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let (ok, out) = if have_curl {
+            self.ns.exec(&[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "-w",
+                "\n%{http_code}",
+                &url,
+            ])
+        } else {
+            let script = format!(
+                "exec 3<>/dev/tcp/127.0.0.1/{port} || exit 1; \
+                 printf 'GET {path} HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3; \
+                 r=$(timeout 5 cat <&3); code=${{r#HTTP/1.1 }}; printf '%s\\n%s' \"${{r#*$'\\r\\n\\r\\n'}}\" \"${{code%% *}}\""
             );
-            std::thread::sleep(Duration::from_millis(100));
+            self.ns.exec(&["bash", "-c", &script])
+        };
+        if !ok {
+            return None;
         }
+        let (body, code) = out.rsplit_once('\n')?;
+        Some((code.trim().parse().ok()?, body.to_string()))
+    }
+
+    pub fn wait_env(&self) -> String {
+        wait_for_then(
+            Duration::from_secs(30),
+            || format!("subnet.env of {}\n{}", self.ns.name, self.log()),
+            || self.env(),
+        )
     }
 
     /// The FLANNEL_SUBNET value (e.g. 10.5.3.1/24).

@@ -158,6 +158,34 @@ fn vxlan_three_hosts_pods_reach_each_other_and_a_removed_lease_is_unprogrammed()
     h2.flanneld = None;
     assert!(h2.log().contains("lease was removed"), "{}", h2.log());
     assert!(tb.hosts[0].pods[0].ping(&ips[1].1));
+
+    // Reconciliation: a deleted neighbour entry and a deleted device come back, with the peer's
+    // entries, and traffic flows again.
+    let peer = net_of(&tb.hosts[1].subnet());
+    let vtep = peer.split_once('/').unwrap().0.to_string();
+    tb.hosts[0]
+        .ns
+        .ip(&["neigh", "del", &vtep, "dev", "flannel.1"]);
+    tb.hosts[1].ns.ip(&["link", "del", "flannel.1"]);
+    wait_for(
+        Duration::from_secs(25),
+        "the neighbour and the device to be restored",
+        || {
+            let n = tb.hosts[0].ns.ipj(&["neigh", "show", "dev", "flannel.1"]);
+            let restored = n
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["dst"] == vtep.as_str());
+            let dev = tb.hosts[1].ns.exec(&["ip", "link", "show", "flannel.1"]).0;
+            (restored && dev).then_some(())
+        },
+    );
+    wait_for(
+        Duration::from_secs(25),
+        "traffic over the re-created device",
+        || tb.hosts[0].pods[0].ping(&ips[1].1).then_some(()),
+    );
 }
 
 #[test]

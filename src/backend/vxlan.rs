@@ -8,7 +8,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::IpNet;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use super::{flannel_routes, lease_nets, networks, open_handle, Backend};
@@ -71,7 +71,16 @@ fn compatible(have: &Vxlan, want: &Vxlan) -> bool {
 
 impl Device {
     /// Finds a compatible device or makes a new one, then sets MTU and brings it up.
-    fn ensure(h: &Handle, name: &str, spec: &Vxlan, mtu: u32, v6: bool) -> Result<Device> {
+    /// `mac`: the address to create the device with (a re-created device keeps its old one, so
+    /// peers' neighbour and FDB entries stay valid); random when `None`.
+    fn ensure(
+        h: &Handle,
+        name: &str,
+        spec: &Vxlan,
+        mtu: u32,
+        v6: bool,
+        mac: Option<[u8; 6]>,
+    ) -> Result<Device> {
         match h.vxlan_by_name(name) {
             Ok(Some((link, have))) if compatible(&have, spec) => {
                 log::info!("vxlan: reusing {name} (MAC {})", link.mac_string());
@@ -95,7 +104,10 @@ impl Device {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e).with_context(|| format!("failed to look up {name}")),
         }
-        let mac = random_mac()?;
+        let mac = match mac {
+            Some(m) => m,
+            None => random_mac()?,
+        };
         h.create_vxlan(name, spec, Some(mac), Some(mtu))
             .with_context(|| format!("failed to create {name}"))?;
         let link = h.link_by_name(name)?;
@@ -222,6 +234,7 @@ impl VxlanBackend {
             &spec(IpAddr::V4(ext.iface_addr)),
             mtu,
             false,
+            None,
         )?;
         let v6 = if cfg.enable_ipv6 {
             let local = ext.iface_addr6.ok_or_else(|| {
@@ -233,6 +246,7 @@ impl VxlanBackend {
                 &spec(IpAddr::V6(local)),
                 base_mtu - OVERHEAD6,
                 true,
+                None,
             )?)
         } else {
             None
@@ -379,14 +393,7 @@ impl VxlanBackend {
         }
         log::warn!("vxlan: {} disappeared; re-creating it", dev.name);
         let (name, spec, mtu) = (dev.name.clone(), dev.spec.clone(), dev.mtu);
-        let new = Device::ensure(&self.h, &name, &spec, mtu, v6)?;
-        if new.mac != dev.mac {
-            log::warn!(
-                "vxlan: {} has a new MAC {}; peers learn it when the lease is renewed",
-                name,
-                format_mac(&new.mac)
-            );
-        }
+        let new = Device::ensure(&self.h, &name, &spec, mtu, v6, Some(dev.mac))?;
         let own = self.own.clone();
         if let Some(addr) = own.iter().find(|n| n.addr().is_ipv6() == v6) {
             let host = IpNet::new(addr.network(), if v6 { 128 } else { 32 })?;
@@ -460,7 +467,12 @@ impl Backend for VxlanBackend {
         if self.v6.is_some() {
             revived |= self.revive(true)?;
         }
+        // One dump of each table per pass: with a thousand peers, a dump per peer made every
+        // pass quadratic and held up lease events for seconds.
         let routes = self.h.routes().context("vxlan: listing routes")?;
+        let kernel = self.kernel_entries()?;
+        let present_routes: HashSet<(IpNet, Option<IpAddr>, Option<i32>)> =
+            routes.iter().map(|r| (r.dst, r.gw, r.oif)).collect();
         let mut wanted_routes = BTreeSet::new();
         let mut wanted_fdb = BTreeSet::new();
         let mut wanted_neigh = BTreeSet::new();
@@ -469,16 +481,19 @@ impl Backend for VxlanBackend {
                 let dev = self.dev(v6);
                 let want = self.route_for(&e, dev);
                 wanted_routes.insert(e.subnet);
+                let idx = dev.link.index;
                 if want.oif.is_some() {
-                    wanted_fdb.insert((dev.link.index, e.mac));
-                    wanted_neigh.insert((dev.link.index, e.vtep_ip));
+                    wanted_fdb.insert((idx, e.mac));
+                    wanted_neigh.insert((idx, e.vtep_ip));
                 }
-                let present = routes.iter().any(|r| {
-                    r.dst == want.dst
-                        && r.gw == want.gw
-                        && (want.oif.is_none() || r.oif == want.oif)
-                });
-                if revived || !present || (want.oif.is_some() && !self.entries_present(dev, &e)?) {
+                let present = match want.oif {
+                    Some(_) => present_routes.contains(&(want.dst, want.gw, want.oif)),
+                    None => routes.iter().any(|r| r.dst == want.dst && r.gw == want.gw),
+                };
+                let entries = want.oif.is_none()
+                    || (kernel.neigh.contains(&(idx, e.vtep_ip, e.mac))
+                        && kernel.fdb.contains(&(idx, e.mac, e.public)));
+                if revived || !present || !entries {
                     if !revived {
                         log::info!("vxlan: entries for {} are missing; adding them", e.subnet);
                     }
@@ -487,34 +502,52 @@ impl Backend for VxlanBackend {
                 }
             }
         }
-        fixed += self.remove_stale(&routes, &wanted_routes, &wanted_fdb, &wanted_neigh)?;
+        fixed += self.remove_stale(&routes, &kernel, &wanted_routes, &wanted_fdb, &wanted_neigh);
         Ok(fixed)
     }
 }
 
+/// The permanent neighbours and FDB entries of our devices, as one pass of reconciliation saw them.
+struct KernelEntries {
+    neigh: HashSet<(i32, IpAddr, [u8; 6])>,
+    fdb: HashSet<(i32, [u8; 6], IpAddr)>,
+}
+
 impl VxlanBackend {
-    fn entries_present(&self, dev: &Device, e: &PeerEntry) -> Result<bool> {
-        let fam = if dev.v6 { IpFamily::V6 } else { IpFamily::V4 };
-        let neigh = self
-            .h
-            .neighbours(Some(dev.link.index), fam)?
-            .into_iter()
-            .any(|n| n.ip == Some(e.vtep_ip) && n.mac == e.mac && n.is_permanent());
-        let fdb = self
-            .h
-            .fdb_entries(dev.link.index)?
-            .into_iter()
-            .any(|f| f.mac == e.mac && f.ip == Some(e.public));
-        Ok(neigh && fdb)
+    fn kernel_entries(&self) -> Result<KernelEntries> {
+        let mut k = KernelEntries {
+            neigh: HashSet::new(),
+            fdb: HashSet::new(),
+        };
+        for dev in std::iter::once(&self.v4).chain(self.v6.as_ref()) {
+            let idx = dev.link.index;
+            let fam = if dev.v6 { IpFamily::V6 } else { IpFamily::V4 };
+            for n in self.h.neighbours(Some(idx), fam)? {
+                if let (Some(ip), Ok(mac), true) = (
+                    n.ip,
+                    <[u8; 6]>::try_from(n.mac.as_slice()),
+                    n.is_permanent(),
+                ) {
+                    k.neigh.insert((idx, ip, mac));
+                }
+            }
+            for f in self.h.fdb_entries(idx)? {
+                if let (Some(ip), Ok(mac)) = (f.ip, <[u8; 6]>::try_from(f.mac.as_slice())) {
+                    k.fdb.insert((idx, mac, ip));
+                }
+            }
+        }
+        Ok(k)
     }
 
     fn remove_stale(
         &self,
         routes: &[Route],
+        kernel: &KernelEntries,
         wanted_routes: &BTreeSet<IpNet>,
         wanted_fdb: &BTreeSet<(i32, [u8; 6])>,
         wanted_neigh: &BTreeSet<(i32, IpAddr)>,
-    ) -> Result<usize> {
+    ) -> usize {
         let mut n = 0;
         let devs: Vec<&Device> = std::iter::once(&self.v4).chain(self.v6.as_ref()).collect();
         let ours = |r: &Route| {
@@ -533,34 +566,30 @@ impl VxlanBackend {
                 n += 1;
             }
         }
-        for dev in devs {
-            let fam = if dev.v6 { IpFamily::V6 } else { IpFamily::V4 };
-            for nb in self.h.neighbours(Some(dev.link.index), fam)? {
-                if let Some(ip) = nb.ip {
-                    if nb.is_permanent() && !wanted_neigh.contains(&(dev.link.index, ip)) {
-                        log::info!("vxlan: removing stale neighbour {ip} on {}", dev.name);
-                        let _ = self.h.delete_neighbour(dev.link.index, ip);
-                        n += 1;
-                    }
-                }
-            }
-            for f in self.h.fdb_entries(dev.link.index)? {
-                let Ok(mac) = <[u8; 6]>::try_from(f.mac.as_slice()) else {
-                    continue;
-                };
-                let Some(dst) = f.ip else { continue };
-                if mac != [0; 6] && !wanted_fdb.contains(&(dev.link.index, mac)) {
-                    log::info!(
-                        "vxlan: removing stale fdb entry {} on {}",
-                        format_mac(&mac),
-                        dev.name
-                    );
-                    let _ = self.h.delete_fdb(dev.link.index, mac, dst);
-                    n += 1;
-                }
+        let name = |idx: i32| {
+            devs.iter()
+                .find(|d| d.link.index == idx)
+                .map_or("?", |d| d.name.as_str())
+        };
+        for &(idx, ip, _) in &kernel.neigh {
+            if !wanted_neigh.contains(&(idx, ip)) {
+                log::info!("vxlan: removing stale neighbour {ip} on {}", name(idx));
+                let _ = self.h.delete_neighbour(idx, ip);
+                n += 1;
             }
         }
-        Ok(n)
+        for &(idx, mac, dst) in &kernel.fdb {
+            if mac != [0; 6] && !wanted_fdb.contains(&(idx, mac)) {
+                log::info!(
+                    "vxlan: removing stale fdb entry {} on {}",
+                    format_mac(&mac),
+                    name(idx)
+                );
+                let _ = self.h.delete_fdb(idx, mac, dst);
+                n += 1;
+            }
+        }
+        n
     }
 }
 

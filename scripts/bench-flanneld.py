@@ -744,6 +744,11 @@ def phase_restart_with_peers():
 
 
 # ---- main -----------------------------------------------------------------------------------------
+def on_term(signum, frame):
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGTERM, on_term)
 t_start = time.monotonic()
 phase_secs = {}
 load_before = open("/proc/loadavg").read().split()[:3]

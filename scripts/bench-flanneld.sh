@@ -10,7 +10,8 @@
 #
 #   scripts/bench-flanneld.sh target/x86_64-unknown-linux-gnu/release/weft [REPORT.md]
 #
-# As root. The report (markdown) goes to stdout and to REPORT.md (default target/bench/flanneld.md);
+# As root. The report (markdown) goes to stdout and to REPORT.md (default target/bench/flanneld.md),
+# the raw samples to REPORT.md.json;
 # `make bench` (scripts/bench.sh) runs this after the CNI benchmarks and appends it to
 # target/bench/results.md.
 # Environment: BENCH_FLANNELD_STARTS (starts per backend and kind, default 20),
@@ -43,12 +44,19 @@ done
 
 prefix="wfb-$$-"
 tmp=""
+py=""
 ours() { ip netns list 2>/dev/null | awk '{print $1}' | grep -- "^$prefix" || true; }
 cleanup() {
     local rc=$? pids left ns i
     trap - EXIT INT TERM
-    # Processes first (a namespace's deletion does not stop what runs in it): everything whose
-    # network namespace is one of ours, by pid; TERM, then KILL what is still there after 5 s.
+    # The Python body first (a signal got us out of `wait`): it stops what it started and exits.
+    if [ -n "$py" ] && kill -0 "$py" 2>/dev/null; then
+        kill -TERM "$py" 2>/dev/null || true
+        for i in $(seq 100); do kill -0 "$py" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$py" 2>/dev/null || true
+    fi
+    # Then whatever still runs in our namespaces (deleting a namespace does not stop what runs in
+    # it), by pid: TERM, and KILL what is still there after 5 s.
     pids=$(for ns in $(ours); do ip netns pids "$ns" 2>/dev/null; done | grep -vx "$$" | sort -u || true)
     if [ -n "$pids" ]; then
         kill -TERM $pids 2>/dev/null || true
@@ -81,7 +89,10 @@ start=$SECONDS
 base=/tmp
 [ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
 tmp=$(mktemp -d "$base/weft-bench-flanneld.XXXXXX")
-python3 "$HERE/bench-flanneld.py" "$tmp" "$WEFT" "$prefix" "$REPORT"
+# In the background and waited for, so that a signal runs the trap at once, not when it is done.
+python3 "$HERE/bench-flanneld.py" "$tmp" "$WEFT" "$prefix" "$REPORT" &
+py=$!
+wait "$py"
 line="flanneld benchmark run time: $((SECONDS - start)) s (set-up included, clean-up not)."
 echo "$line" | tee -a "$REPORT"
 echo "bench-flanneld.sh: report written to $(readlink -f "$REPORT")" >&2

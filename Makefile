@@ -5,7 +5,7 @@ TARGET := x86_64-unknown-linux-gnu
 STATIC_BIN := target/$(TARGET)/release/weft
 DEB_PACKAGES := build-essential pkg-config protobuf-compiler iproute2 iptables \
 	containernetworking-plugins hyperfine time jq file iputils-ping nftables \
-	etcd-server etcd-client openssl docker.io shellcheck
+	etcd-server etcd-client openssl docker.io shellcheck iperf3
 
 .PHONY: all build static check-static test validate bench demo dist vendor deps clean
 

@@ -19,6 +19,9 @@
 # Every invocation must exit 0 and do what it should (lo up/down, eth0 with the address, reservation
 # written/removed, no veth left); anything else aborts. scripts/bench.py does the work and prints
 # the markdown report, also written to target/bench/results.md.
+# Then scripts/bench-flanneld.sh (flanneld: start-up, lease-to-route latency, RSS with 1000 peers,
+# pod-to-pod iperf3 over vxlan and host-gw against the same paths made by hand) appends its tables
+# to the same report; BENCH_FLANNELD=0 skips it, BENCH_FLANNELD_* tune it (see that script).
 # Everything the plugins touch is inside network namespaces named wtb-<pid>-*, which this script
 # makes and removes (with their links, routes and iptables rules) on every exit path, with its temp
 # dir. It touches no interface, route or firewall rule of the machine's own.
@@ -78,6 +81,11 @@ cc -O2 -Wall -static -o "$tmp/bench-run" "$HERE/bench-run.c" 2>/dev/null ||
     cc -O2 -Wall -o "$tmp/bench-run" "$HERE/bench-run.c"
 
 python3 "$HERE/bench.py" "$tmp" "$GO_DIR" "$N" "$WARMUP" "$prefix" "$WEFT" "$PODS" "$CONC" "$RESULTS"
+if [ "${BENCH_FLANNELD:-1}" != 0 ]; then
+    # Its own namespaces (wfb-<pid>-*), processes and temp dir, cleaned up by itself.
+    "$HERE/bench-flanneld.sh" "$WEFT" "$tmp/flanneld.md"
+    { echo; cat "$tmp/flanneld.md"; echo; } >> "$RESULTS"
+fi
 
 line="Run time: $((SECONDS - start)) s (namespace set-up included, clean-up not)."
 echo "$line" | tee -a "$RESULTS"

@@ -28,6 +28,7 @@ pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod ptp;
+pub mod random;
 pub mod subnet;
 pub mod sysctl;
 pub mod undo;

@@ -47,11 +47,7 @@ pub struct VxlanBackend {
 
 fn random_mac() -> Result<[u8; 6]> {
     let mut b = [0u8; 6];
-    // SAFETY: getrandom writes at most b.len() bytes into the valid buffer `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
-        return Err(std::io::Error::last_os_error()).context("getrandom");
-    }
+    crate::random::fill(&mut b)?;
     // Locally administered, unicast.
     b[0] = (b[0] & 0xfe) | 0x02;
     Ok(b)

@@ -18,11 +18,7 @@ pub struct VethPair {
 /// `veth` and 8 random hex digits, the reference's host-side naming.
 pub fn random_host_name() -> Result<String> {
     let mut b = [0u8; 4];
-    // SAFETY: getrandom writes at most b.len() bytes into the valid buffer `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
-        return Err(std::io::Error::last_os_error()).context("getrandom");
-    }
+    crate::random::fill(&mut b)?;
     Ok(format!(
         "veth{:02x}{:02x}{:02x}{:02x}",
         b[0], b[1], b[2], b[3]

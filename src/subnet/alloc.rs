@@ -64,9 +64,7 @@ pub fn choose_v6(
 /// A random index below `n` from the kernel's generator.
 pub fn random_index(n: usize) -> usize {
     let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most b.len() bytes into the valid buffer `b`.
-    let got = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if got != b.len() as isize {
+    if crate::random::fill(&mut b).is_err() {
         // Fall back on the clock: the pick only spreads hosts, it protects nothing.
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -23,10 +23,8 @@
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The script's defaults.
 pub const DEFAULT_FLANNEL_ENV: &str = "/run/flannel/subnet.env";
@@ -253,49 +251,16 @@ pub fn clash_subnet(vars: &Vars) -> Option<String> {
     Some(format!("{a}.{b}.{c}.{}/{len}", d.checked_sub(1)?))
 }
 
-/// Writes `content` to `path` atomically: a temporary file beside it, synced, then renamed over
-/// it, so docker.service never reads a half-written file. An existing file keeps its permission
-/// bits; a new one gets 0666 less the umask, as the script's shell redirection gives it. A
-/// symlink is followed (the script writes through it). Missing parent directories are created.
+/// Writes `content` to `path` atomically, so docker.service never reads a half-written file. An
+/// existing file keeps its permission bits; a new one gets 0666 less the umask, as the script's
+/// shell redirection gives it. A symlink is followed (the script writes through it).
 pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let target: PathBuf = match std::fs::canonicalize(path) {
-        Ok(p) => p,
-        Err(_) => path.to_path_buf(),
-    };
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = target
-        .file_name()
-        .with_context(|| format!("{} names no file", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let keep_mode = std::fs::metadata(&target)
-        .ok()
-        .map(|m| m.permissions().mode() & 0o7777);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o666)
-            .open(&tmp)?;
-        if let Some(mode) = keep_mode {
-            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        }
-        f.write_all(content)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &target)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    Ok(())
+    crate::atomic_file::write(
+        path,
+        content,
+        crate::atomic_file::Mode::Keep,
+        crate::atomic_file::Symlink::Follow,
+    )
 }
 
 #[cfg(test)]

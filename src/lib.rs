@@ -15,6 +15,7 @@
 //! The library prints nothing to stdout and never exits the process: stdout belongs to the
 //! protocol, which the applets own.
 
+pub mod atomic_file;
 pub mod backend;
 pub mod bridge;
 pub mod cni;

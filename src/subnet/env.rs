@@ -1,11 +1,11 @@
 //! subnet.env: written once at startup, atomically, 0644 whatever the umask, in upstream's exact
 //! format and order; read back at the next start to ask for the same subnet again.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+use crate::atomic_file;
 
 use super::lease::{gateway_v4, gateway_v6};
 
@@ -37,35 +37,15 @@ impl SubnetEnv {
         s
     }
 
-    /// Writes `path` atomically: a temporary file beside it, synced, then renamed over it.
+    /// Writes `path` atomically, mode 0644 whatever the umask (docker units and the CNI plugin,
+    /// possibly as other users, read it).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        if let Some(dir) = dir {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("failed to create {}", dir.display()))?;
-        }
-        let name = path
-            .file_name()
-            .with_context(|| format!("{} has no file name", path.display()))?;
-        let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(&tmp)?;
-            // The mode above is filtered by the umask; readers (docker units) need 0644.
-            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            f.write_all(self.render().as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write()
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })
-            .with_context(|| format!("failed to write {}", path.display()))
+        atomic_file::write(
+            path,
+            self.render().as_bytes(),
+            atomic_file::Mode::Fixed(0o644),
+            atomic_file::Symlink::Replace,
+        )
     }
 }
 
@@ -121,6 +101,7 @@ impl PreviousEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn env() -> SubnetEnv {
         SubnetEnv {

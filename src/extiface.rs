@@ -49,7 +49,8 @@ fn usable(a: &Address) -> bool {
     global_or_ll && a.flags & IFA_F_DEPRECATED == 0
 }
 
-fn link_local(ip: IpAddr) -> bool {
+/// IPv4 169.254/16 or IPv6 fe80::/10.
+pub fn is_link_local(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v) => v.is_link_local(),
         IpAddr::V6(v) => v.segments()[0] & 0xffc0 == 0xfe80,
@@ -65,7 +66,7 @@ fn ranked(addrs: &[Address], index: i32, v6: bool) -> Vec<IpAddr> {
         .collect();
     v.sort_by_key(|a| {
         (
-            link_local(a.addr.addr()),
+            is_link_local(a.addr.addr()),
             a.flags & IFA_F_PERMANENT == 0,
             a.flags & IFA_F_TEMPORARY != 0,
         )
@@ -86,7 +87,7 @@ fn first_v6(addrs: &[Address], index: i32) -> Option<Ipv6Addr> {
     ranked(addrs, index, true)
         .into_iter()
         .find_map(|ip| match ip {
-            IpAddr::V6(v) if !link_local(ip) => Some(v),
+            IpAddr::V6(v) if !is_link_local(ip) => Some(v),
             _ => None,
         })
 }

@@ -6,7 +6,7 @@ use ipnet::IpNet;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::{flannel_routes, lease_nets, networks, open_handle, Backend};
+use super::{flannel_routes, lease_nets, networks, Backend};
 use crate::extiface::ExtIface;
 use crate::netlink::{Handle, Route, SCOPE_NOWHERE};
 use crate::subnet::config::NetworkConfig;
@@ -30,7 +30,7 @@ impl HostGw {
             );
         }
         Ok(HostGw {
-            h: open_handle()?,
+            h: Handle::open()?,
             ext: ext.clone(),
             nets: networks(cfg),
             own: Vec::new(),

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::extiface::ExtIface;
-use crate::netlink::{Handle, Route};
+use crate::netlink::Route;
 use crate::subnet::config::NetworkConfig;
 use crate::subnet::etcd::OwnLease;
 use crate::subnet::lease::{Lease, LeaseAttrs};
@@ -80,9 +80,4 @@ pub(crate) fn lease_nets(v4: Ipv4Net, v6: Option<Ipv6Net>) -> Vec<IpNet> {
     let mut v = vec![IpNet::V4(v4)];
     v.extend(v6.map(IpNet::V6));
     v
-}
-
-/// Opens the rtnetlink socket a backend works through (in the daemon's own namespace).
-pub(crate) fn open_handle() -> Result<Handle> {
-    Ok(Handle::open()?)
 }

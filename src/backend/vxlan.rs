@@ -11,8 +11,8 @@ use serde_json::json;
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
-use super::{flannel_routes, lease_nets, networks, open_handle, Backend};
-use crate::extiface::ExtIface;
+use super::{flannel_routes, lease_nets, networks, Backend};
+use crate::extiface::{is_link_local, ExtIface};
 use crate::netlink::{format_mac, parse_mac, Handle, IpFamily, Link, Route, Vxlan, SCOPE_NOWHERE};
 use crate::subnet::config::{backend_bool, get_uint, NetworkConfig};
 use crate::subnet::etcd::OwnLease;
@@ -179,10 +179,6 @@ impl Device {
     }
 }
 
-fn is_link_local(ip: IpAddr) -> bool {
-    matches!(ip, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
-}
-
 /// What one peer needs on one device.
 struct PeerEntry {
     subnet: IpNet,
@@ -223,7 +219,7 @@ impl VxlanBackend {
             gbp: backend_bool(b, "GBP").unwrap_or(false),
             l2miss: false,
         };
-        let h = open_handle()?;
+        let h = Handle::open()?;
         let v4 = Device::ensure(
             &h,
             &format!("flannel.{vni}"),

@@ -27,7 +27,7 @@ use crate::firewall::Iptables;
 use crate::netlink::Handle;
 use crate::subnet::config::NetworkConfig;
 use crate::subnet::env::{PreviousEnv, SubnetEnv};
-use crate::subnet::etcd::{Backoff, EtcdOptions, OwnLease, Registry};
+use crate::subnet::etcd::{Backoff, EtcdOptions, OutOfSubnets, OwnLease, Registry};
 use crate::subnet::peers::PeerSet;
 
 /// Everything the flags say.
@@ -68,16 +68,21 @@ async fn shutdown_signal() -> Result<&'static str> {
 /// Connects and reads the config, retrying every second as upstream does: flanneld often starts
 /// before etcd or before the operator has written the config.
 async fn connect_and_read_config(o: &EtcdOptions) -> (Registry, NetworkConfig) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
-    loop {
+    const RETRY: Duration = Duration::from_secs(1);
+    let reg = loop {
         match Registry::connect(o).await {
-            Ok(r) => match r.network_config().await {
-                Ok(cfg) => return (r, cfg),
-                Err(e) => log::error!("{e:#}; retrying in 1s"),
-            },
+            Ok(r) => break r,
             Err(e) => log::error!("{e:#}; retrying in 1s"),
         }
-        tokio::time::sleep(backoff.next_delay()).await;
+        tokio::time::sleep(RETRY).await;
+    };
+    // The client reconnects by itself; only the read is repeated.
+    loop {
+        match reg.network_config().await {
+            Ok(cfg) => return (reg, cfg),
+            Err(e) => log::error!("{e:#}; retrying in 1s"),
+        }
+        tokio::time::sleep(RETRY).await;
     }
 }
 
@@ -92,7 +97,7 @@ async fn acquire(
         match reg.acquire(cfg, attrs, prev).await {
             Ok(l) => return Ok(l),
             // Out of subnets is not going to fix itself by retrying quickly.
-            Err(e) if format!("{e:#}").contains("out of subnets") => return Err(e),
+            Err(e) if e.downcast_ref::<OutOfSubnets>().is_some() => return Err(e),
             Err(e) => {
                 let d = backoff.next_delay();
                 log::error!("{e:#}; retrying in {d:?}");

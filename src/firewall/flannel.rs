@@ -36,12 +36,11 @@ fn rule(parts: &[&str], comment: &str, target: &[&str]) -> Vec<String> {
 
 /// The masquerade chain for network `net` and this host's subnet `pod`.
 pub fn masq_rules(net: IpNet, pod: IpNet, random_fully: bool) -> ChainRules {
-    let (net, pod) = (net.trunc().to_string(), pod.trunc().to_string());
-    let mc = if matches!(net.parse::<IpNet>(), Ok(IpNet::V6(_))) {
-        "ff00::/8"
-    } else {
-        "224.0.0.0/4"
+    let mc = match net {
+        IpNet::V6(_) => "ff00::/8",
+        IpNet::V4(_) => "224.0.0.0/4",
     };
+    let (net, pod) = (net.trunc().to_string(), pod.trunc().to_string());
     let masq: &[&str] = if random_fully {
         &["MASQUERADE", "--random-fully"]
     } else {

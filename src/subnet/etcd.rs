@@ -11,7 +11,7 @@
 //! nothing retries: the loops here track the last revision, re-watch from it with backoff, re-list
 //! after a compaction, and retry a lost create race instead of giving up as upstream does.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
     PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
@@ -27,6 +27,18 @@ use super::lease::{Lease, LeaseAttrs, LeaseKey};
 pub const LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Attempts at claiming a subnet when other hosts keep winning the race.
 const ACQUIRE_ATTEMPTS: usize = 10;
+
+/// Every subnet the config allows is leased: retrying soon will not help.
+#[derive(Debug)]
+pub struct OutOfSubnets(pub String);
+
+impl std::fmt::Display for OutOfSubnets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "out of {}", self.0)
+    }
+}
+
+impl std::error::Error for OutOfSubnets {}
 
 /// How to reach etcd: flanneld's -etcd-* flags.
 #[derive(Debug, Clone, Default)]
@@ -368,18 +380,16 @@ impl Registry {
     fn choose_free(&self, cfg: &NetworkConfig, leases: &[Lease]) -> Result<LeaseKey> {
         let taken4: Vec<_> = leases.iter().map(|l| l.key.ipv4).collect();
         let v4 = choose_v4(cfg, &taken4, &mut random_index).ok_or_else(|| {
-            anyhow!(
-                "out of subnets: every /{} between {} and {} is leased",
-                cfg.subnet_len,
-                cfg.subnet_min,
-                cfg.subnet_max
-            )
+            OutOfSubnets(format!(
+                "subnets: every /{} between {} and {} is leased",
+                cfg.subnet_len, cfg.subnet_min, cfg.subnet_max
+            ))
         })?;
         let v6 = if cfg.enable_ipv6 {
             let taken6: Vec<_> = leases.iter().filter_map(|l| l.key.ipv6).collect();
             Some(
                 choose_v6(cfg, &taken6, &mut random_index)
-                    .ok_or_else(|| anyhow!("out of IPv6 subnets"))?,
+                    .ok_or_else(|| OutOfSubnets("IPv6 subnets".into()))?,
             )
         } else {
             None
@@ -546,11 +556,6 @@ impl Registry {
                 next = next.max(h.revision() + 1);
             }
         }
-    }
-
-    /// The raw client, for tests and tools.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 }
 

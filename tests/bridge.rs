@@ -9,22 +9,6 @@ fn bridge_conf(site: &Site, v: &str, extra: Value) -> String {
     site.conf("bridge", v, merged(json!({"bridge": "br0"}), extra))
 }
 
-fn link(ns: &Netns, name: &str) -> Value {
-    ns.ipj(&["-d", "link", "show", name])[0].clone()
-}
-
-fn addrs(ns: &Netns, dev: &str, family: &str) -> Vec<String> {
-    ns.ipj(&[family, "addr", "show", "dev", dev])[0]["addr_info"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|i| i["scope"] != "link")
-                .map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"]))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn has_flag(l: &Value, flag: &str) -> bool {
     l["flags"]
         .as_array()

@@ -101,22 +101,6 @@ impl Fl {
     }
 }
 
-fn link(ns: &Netns, name: &str) -> Value {
-    ns.ipj(&["-d", "link", "show", name])[0].clone()
-}
-
-fn addrs(ns: &Netns, dev: &str, family: &str) -> Vec<String> {
-    ns.ipj(&[family, "addr", "show", "dev", dev])[0]["addr_info"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|i| i["scope"] != "link")
-                .map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"]))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `dst via gateway` for each route of `family` in `ns` (kernel routes left out).
 fn routes(ns: &Netns, family: &str) -> Vec<String> {
     ns.ipj(&[family, "route", "show"])

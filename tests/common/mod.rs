@@ -468,4 +468,22 @@ pub fn with_prev(conf: &str, result: &Value) -> String {
     c["prevResult"] = result.clone();
     c.to_string()
 }
+/// `ip -d -j link show NAME` in `ns`.
+pub fn link(ns: &Netns, name: &str) -> Value {
+    ns.ipj(&["-d", "link", "show", name])[0].clone()
+}
+
+/// The non-link-local addresses of `dev` (`family`: "-4" or "-6") as `addr/len`.
+pub fn addrs(ns: &Netns, dev: &str, family: &str) -> Vec<String> {
+    ns.ipj(&[family, "addr", "show", "dev", dev])[0]["addr_info"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|i| i["scope"] != "link")
+                .map(|i| format!("{}/{}", i["local"].as_str().unwrap(), i["prefixlen"]))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub mod overlay;

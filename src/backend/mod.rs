@@ -3,6 +3,7 @@
 //! fed peer changes and periodic reconciliations from one thread: calls never overlap.
 
 pub mod hostgw;
+pub mod udp;
 pub mod vxlan;
 
 use anyhow::{bail, Result};
@@ -38,8 +39,9 @@ pub fn create(cfg: &NetworkConfig, ext: &ExtIface) -> Result<Box<dyn Backend>> {
     match cfg.backend_type.as_str() {
         "vxlan" => Ok(Box::new(vxlan::VxlanBackend::new(cfg, ext)?)),
         "host-gw" => Ok(Box::new(hostgw::HostGw::new(cfg, ext)?)),
+        "udp" => Ok(Box::new(udp::UdpBackend::new(cfg, ext)?)),
         other => bail!(
-            "backend type {other:?} is not supported by this weft (supported: vxlan, host-gw)"
+            "backend type {other:?} is not supported by this weft (supported: vxlan, host-gw, udp)"
         ),
     }
 }

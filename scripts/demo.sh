@@ -46,6 +46,7 @@ die() {
     for l in "$@"; do printf '      %s\n' "$l" >&2; done
     exit 1
 }
+plural() { if [ "$1" = 1 ]; then echo "1 $2"; elif [ "$2" = process ]; then echo "$1 processes"; else echo "$1 $2s"; fi; }
 now_ms() { date +%s%3N; }
 since() { local t=$(($(now_ms) - $1)); printf '%d.%d s' $((t / 1000)) $((t % 1000 / 100)); }
 
@@ -137,7 +138,7 @@ teardown() {
     for ns in "${nss[@]}"; do [ -e "/run/netns/$ns" ] && left+=("netns $ns"); done
     [ -n "$tmpdir" ] && [ -e "$tmpdir" ] && left+=("$tmpdir")
     if [ ${#left[@]} -eq 0 ]; then
-        say "CNI DEL for $n_pods pods, stopped $n_procs processes, deleted $n_ns namespaces and ${tmpdir:-no temp dir}: nothing left behind"
+        say "CNI DEL for $(plural "$n_pods" pod), stopped $(plural "$n_procs" process), deleted $(plural "$n_ns" namespace) and ${tmpdir:-no temp dir}: nothing left behind"
     else
         echo "demo: could not remove: ${left[*]}" >&2
         return 1

@@ -22,6 +22,7 @@
 #                              how to explore it and how to remove it (`make demo-down`)
 #   NETWORK=10.5.0.0/16        the flannel network (a /16; each host leases a /24 of it)
 #   IPERF_TIME=3               seconds of iperf3 (0: skip it)
+#   DEMO_ETCD_PORT=2379        etcd's client port (the peer port is the next one)
 #   DEMO_STATE_DIR=/run/weft-demo  where a run records what it made (for teardown and demo-down)
 #   DEMO_SUMMARY=FILE          write a machine-readable summary there (the state file + results)
 #
@@ -179,6 +180,10 @@ case $BACKEND in
     *) die "unknown BACKEND '$BACKEND'" "use BACKEND=vxlan (default), BACKEND=host-gw or BACKEND=udp" ;;
 esac
 [[ $NETWORK =~ ^10\.[0-9]+\.0\.0/16$ ]] || die "NETWORK must look like 10.N.0.0/16, not '$NETWORK'"
+port=${DEMO_ETCD_PORT:-2379}
+if ! [[ $port =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65534 ]; then
+    die "DEMO_ETCD_PORT must be a port number (1-65534; etcd's peer port is the next one), not '$port'"
+fi
 [[ $IPERF_TIME =~ ^[0-9]+$ ]] || die "IPERF_TIME must be a number of seconds, not '$IPERF_TIME'"
 [ "$(id -u)" = 0 ] || die "the demo needs root: it creates network namespaces" "run: sudo make demo"
 
@@ -290,12 +295,11 @@ fi
 
 # etcd listens inside the underlay namespace, where nothing else runs: its ports are free by
 # construction, whatever listens on the machine itself. Checked anyway, for a clear message.
-port=${ETCD_PORT:-2379}
 peer_port=$((port + 1))
 endpoint=http://$ETCD_IP:$port
 for p in "$port" "$peer_port"; do
     if ip netns exec "$ul" ss -Hltn "sport = :$p" | grep -q .; then
-        die "port $p is already in use in $ul" "choose another: ETCD_PORT=N"
+        die "port $p is already in use in $ul" "choose another: DEMO_ETCD_PORT=N"
     fi
 done
 step "etcd $(etcd --version | awk '/etcd Version/ {print $3}') on $endpoint (data in $tmp/etcd)"
@@ -308,11 +312,12 @@ setsid ip netns exec "$ul" etcd --name demo --data-dir "$tmp/etcd" \
     --logger zap --log-outputs stderr </dev/null >/dev/null 2>"$tmp/etcd.log" &
 etcd_pid=$!
 record proc "$etcd_pid" etcd
-etcd_up() { alive "$etcd_pid" && ctl endpoint health >/dev/null 2>&1; }
-if ! wait_until 30 etcd_up; then
-    echo "demo: etcd did not come up; the end of its log ($tmp/etcd.log):" >&2
-    tail -n 15 "$tmp/etcd.log" | indent >&2
-    die "etcd failed to start" "see its log above; is /usr/bin/etcd the Debian etcd-server 3.4?"
+# Up: it answers (or it exited: no point waiting).
+etcd_up() { ! alive "$etcd_pid" || ctl --dial-timeout 1s --command-timeout 1s endpoint health >/dev/null 2>&1; }
+if ! wait_until 30 etcd_up || ! alive "$etcd_pid"; then
+    echo "demo: etcd $(alive "$etcd_pid" && echo "did not answer in 30 s" || echo exited); the end of its log ($tmp/etcd.log):" >&2
+    tail -n 12 "$tmp/etcd.log" | indent >&2
+    die "etcd failed to start" "see its log above (KEEP=1 keeps it); the demo needs Debian's etcd-server (3.4): make deps"
 fi
 say "healthy after $(since "$t")"
 config=$(printf '{"Network":"%s","SubnetLen":24,"Backend":{"Type":"%s"}}' "$NETWORK" "$BACKEND")

@@ -165,7 +165,7 @@ if [ "${1:-}" = --down ]; then
     done
     exit "$rc"
 fi
-case ${1:-} in -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n '2,/^# shellcheck/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 
 # ---------------------------------------------------------------------------------------------
 # Checks before anything is made.

@@ -53,11 +53,13 @@ since() { local t=$(($(now_ms) - $1)); printf '%d.%d s' $((t / 1000)) $((t % 100
 
 # ---------------------------------------------------------------------------------------------
 # Teardown, from a state file alone: the same code for the end of a run, a failure, Ctrl-C and
-# `make demo-down`. A state file has one record per line, written before the thing is made:
+# `make demo-down`. A state file has one record per line, each written before the thing is made
+# (a process: as soon as it is started):
 #   tmp DIR | netns NAME | pod HOSTNS CONTAINERID PODNS CONFFILE | proc PID NAME | result KEY VALUE
 
-# Whether PID is alive and one of ours (its command line names our temp dir, or it runs inside
-# one of our namespaces): a pid recorded by an old run may since belong to someone else.
+# Whether PID is alive and one of ours (its command line names our temp dir: flanneld runs from
+# it, etcd and the iperf3 server keep their data or log there): a pid recorded by an old run may
+# since belong to someone else.
 ours_pid() {
     local pid=$1 tmpdir=$2
     [ -r "/proc/$pid/cmdline" ] || return 1
@@ -220,26 +222,28 @@ state=$STATE_DIR/$id.state
 for ns in $(ip netns list | awk '{print $1}'); do
     [[ $ns != "$prefix"-* ]] || die "namespace $ns already exists" "remove it first: make demo-down"
 done
-tmp=$(mktemp -d "/tmp/$prefix.XXXXXX")
-echo "tmp $tmp" >"$state"
+: >"$state"
 record() { echo "$*" >>"$state"; }
-bin=$tmp/bin
+tmp=""
 interrupted=""
 t_start=$(now_ms)
 declare -A host_ip host_ns subnet pod_ip pod_ns fl_pid
 
 on_exit() {
     local rc=$?
-    trap - EXIT INT TERM
+    # A second Ctrl-C must not cut the teardown short (it takes about a second).
+    trap - EXIT
+    trap '' INT TERM
     [ -f "$state" ] && [ -n "${DEMO_SUMMARY:-}" ] && { cp "$state" "$DEMO_SUMMARY"; echo "exit $rc" >>"$DEMO_SUMMARY"; }
     if [ -n "$KEEP" ] && [ -z "$interrupted" ] && [ -f "$state" ]; then
         step "KEEP=1: everything is still running (state: $state)"
         cat <<EOF
-   explore it:
+   explore it (hosts $prefix-h1..h3, pods $prefix-h1-a..h3-b, underlay + etcd $ul):
      ip netns list | grep $prefix
-     ip netns exec $prefix-h1 ip route                 # host h1's routes (ip -n $prefix-h1 route)
-     ip netns exec $prefix-h1-a ip addr                # pod h1-a
-     ip netns exec $prefix-h1-a ping ${pod_ip[h3-b]:-<pod ip>}
+     ip -n $prefix-h1 route
+     ip netns exec $prefix-h1 iptables -t nat -S
+     ip netns exec $prefix-h1-a ip addr
+     ip netns exec $prefix-h1-a ping ${pod_ip[h3-b]:-<a pod address>}
      ip netns exec $ul env ETCDCTL_API=3 etcdctl --endpoints ${endpoint:-} get --prefix /coreos.com/network
      less $tmp/h1/flanneld.log
    tear it down:
@@ -256,6 +260,9 @@ EOF
 trap on_exit EXIT
 trap 'interrupted=1; exit 130' INT
 trap 'interrupted=1; exit 143' TERM
+tmp=$(mktemp -d "/tmp/$prefix.XXXXXX")
+record tmp "$tmp"
+bin=$tmp/bin
 
 # Waits up to $1 seconds for the command to succeed; fails with the rest of the message.
 wait_until() {

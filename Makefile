@@ -7,7 +7,7 @@ DEB_PACKAGES := build-essential pkg-config protobuf-compiler iproute2 iptables \
 	containernetworking-plugins hyperfine time jq file iputils-ping nftables \
 	etcd-server etcd-client openssl docker.io shellcheck iperf3
 
-.PHONY: all build static check-static test validate bench demo dist vendor deps clean
+.PHONY: all build static check-static test validate bench demo demo-down dist vendor deps clean
 
 all: build
 
@@ -42,8 +42,17 @@ test: deps validate check-static
 bench: deps static
 	scripts/bench.sh $(STATIC_BIN)
 
-demo: deps build
-	scripts/demo.sh target/debug/weft
+# A flannel overlay on this machine: etcd, three flanneld "hosts" and six pods in throwaway network
+# namespaces, a ping matrix and iperf3 across hosts, then a full teardown. BACKEND=vxlan|host-gw|udp;
+# KEEP=1 leaves it running until `make demo-down`.
+BACKEND ?= vxlan
+KEEP ?=
+demo: deps static
+	BACKEND=$(BACKEND) KEEP=$(KEEP) scripts/demo.sh $(STATIC_BIN)
+
+# Removes what `make demo KEEP=1` left running (every demo recorded under /run/weft-demo).
+demo-down:
+	scripts/demo.sh --down
 
 # The air-gapped release: target/dist/weft-VERSION-linux-x86_64.tar.gz (see scripts/dist.sh).
 dist: check-static

@@ -280,10 +280,7 @@ fn demo_host_gw_all_pods_reach_each_other_and_nothing_is_left() {
     full_run("host-gw");
 }
 
-// enable when the udp backend lands: remove the #[ignore] line below (until then flanneld
-// refuses Backend.Type "udp" and this test fails; run it with `cargo test --test demo -- --ignored`).
 #[test]
-#[ignore = "enable when the udp backend lands"]
 fn demo_udp_all_pods_reach_each_other_and_nothing_is_left() {
     full_run("udp");
 }

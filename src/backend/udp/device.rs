@@ -28,8 +28,11 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// Opens the TUN device, with offloads unless `offload` is false or the kernel refuses them.
 pub fn open_tun(name: &str, offload: bool) -> Result<SyncDevice> {
     let build = |offload: bool| {
+        // Down until configured: up with IPv6 on, the kernel would send router solicitations
+        // into the tunnel.
         DeviceBuilder::new()
             .name(name)
+            .enable(false)
             .with(|b| {
                 b.offload(offload);
             })

@@ -128,6 +128,9 @@ impl UdpBackend {
         }
         // The kernel would otherwise send IPv6 router solicitations and MLD into the tunnel.
         let _ = crate::sysctl::ensure(&format!("net/ipv6/conf/{TUN_NAME}/disable_ipv6"), "1");
+        // Our ICMP errors come from flannel0's own address, as upstream's; without accept_local
+        // the kernel drops them as martians and the sender never learns the net is unreachable.
+        crate::sysctl::ensure(&format!("net/ipv4/conf/{TUN_NAME}/accept_local"), "1")?;
         let have = self.h.addresses(Some(link.index as u32))?;
         if !have.iter().any(|a| a.addr == IpNet::V4(addr)) {
             self.h.add_address(link.index, IpNet::V4(addr))?;

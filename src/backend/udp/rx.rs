@@ -93,6 +93,10 @@ impl Rx {
             };
             for k in 0..r as usize {
                 let len = msgs[k].msg_len as usize;
+                if len == 0 {
+                    self.stats.discard(encap::Discard::Runt);
+                    continue;
+                }
                 let seg = gro_segment(&msgs[k].msg_hdr).unwrap_or(len).max(1);
                 for chunk in room[k][..len].chunks(seg) {
                     self.push(&mut out, chunk, offset);

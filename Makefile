@@ -40,6 +40,8 @@ test: deps validate check-static
 	scripts/test-summary.sh --locked -- --test-threads=4
 
 bench: deps static
+	mkdir -p target/bench
+	$(CARGO) bench --locked --bench encap | tee target/bench/encap.md
 	scripts/bench.sh $(STATIC_BIN)
 
 # A flannel overlay on this machine: etcd, three flanneld "hosts" and six pods in throwaway network

@@ -9,26 +9,6 @@ use std::time::Duration;
 
 const NET: &str = r#"{"Network":"10.45.0.0/16","Backend":{"Type":"vxlan"}}"#;
 
-fn ping_all(tb: &Testbed, ips: &[(usize, String)]) {
-    for (i, _) in ips {
-        for (j, ip) in ips {
-            if i != j {
-                let pod = &tb.hosts[*i].pods[0];
-                assert!(
-                    pod.ping(ip),
-                    "pod on host {i} cannot reach {ip} on host {j}"
-                );
-            }
-        }
-    }
-}
-
-fn pods(tb: &mut Testbed) -> Vec<(usize, String)> {
-    (0..tb.hosts.len())
-        .map(|i| (i, tb.hosts[i].add_pod(2)))
-        .collect()
-}
-
 fn route_to<'a>(rs: &'a [Value], dst: &str) -> Option<&'a Value> {
     rs.iter().find(|r| r["dst"] == dst)
 }
@@ -121,8 +101,8 @@ fn vxlan_three_hosts_pods_reach_each_other_and_a_removed_lease_is_unprogrammed()
         }
     }
 
-    let ips = pods(&mut tb);
-    ping_all(&tb, &ips);
+    let ips = tb.add_pods();
+    tb.ping_all(&ips, &[]);
 
     // Remove host 2's lease: the others drop its route, neighbour and FDB entry, and host 2's
     // flanneld stops with an error (its lease is gone).
@@ -258,8 +238,8 @@ fn host_gw_routes_via_peers_with_masquerade_and_forward_rules() {
         (nat.lines().filter(|l| l.starts_with("-A")).count() == 6).then_some(())
     });
 
-    let ips = pods(&mut tb);
-    ping_all(&tb, &ips);
+    let ips = tb.add_pods();
+    tb.ping_all(&ips, &[]);
 
     // A deleted route is re-added by the periodic reconciliation.
     let peer = net_of(&tb.hosts[1].subnet());
@@ -287,8 +267,8 @@ fn restart_keeps_the_subnet_and_the_data_plane() {
     let mut tb = Testbed::new(2);
     tb.set_config(NET);
     tb.start_all(&[]);
-    let ips = pods(&mut tb);
-    ping_all(&tb, &ips);
+    let ips = tb.add_pods();
+    tb.ping_all(&ips, &[]);
     let before = tb.hosts[0].subnet();
     let mac = tb.hosts[0].ns.ipj(&["link", "show", "flannel.1"])[0]["address"].clone();
     assert_eq!(
@@ -357,8 +337,8 @@ fn garbage_in_etcd_is_logged_and_skipped() {
         log.contains("not valid JSON") || log.contains("not an IPv4"),
         "{log}"
     );
-    let ips = pods(&mut tb);
-    ping_all(&tb, &ips);
+    let ips = tb.add_pods();
+    tb.ping_all(&ips, &[]);
     for h in &mut tb.hosts {
         assert!(
             h.flanneld.as_mut().unwrap().try_wait().unwrap().is_none(),

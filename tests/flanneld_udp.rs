@@ -15,31 +15,6 @@ use weft::backend::udp::encap;
 /// No Backend: upstream's default is udp.
 const NET: &str = r#"{"Network":"10.46.0.0/16"}"#;
 
-fn pods(tb: &mut Testbed) -> Vec<(usize, String)> {
-    (0..tb.hosts.len())
-        .map(|i| (i, tb.hosts[i].add_pod(2)))
-        .collect()
-}
-
-fn ping_all(tb: &Testbed, ips: &[(usize, String)], extra: &[&str]) {
-    for (i, _) in ips {
-        for (j, ip) in ips {
-            if i != j {
-                let pod = &tb.hosts[*i].pods[0];
-                let mut argv = vec!["ping", "-c", "1", "-W", "2"];
-                argv.extend_from_slice(extra);
-                argv.push(ip);
-                let (ok, out) = pod.exec(&argv);
-                assert!(
-                    ok,
-                    "pod on host {i} cannot reach {ip} on host {j} ({extra:?}): {out}\n{}",
-                    tb.hosts[*i].log()
-                );
-            }
-        }
-    }
-}
-
 /// Runs `f` inside `ns` (sockets made there stay there).
 fn in_ns<T: Send>(ns: &Netns, f: impl FnOnce() -> std::io::Result<T> + Send) -> T {
     let n = weft::netns::NetNs::open(ns.path()).unwrap();
@@ -99,11 +74,11 @@ fn udp_is_the_default_and_carries_small_full_sized_and_bulk_traffic() {
         assert!(ss.contains(&format!("{}:8285", h.ip)), "{ss}");
     }
 
-    let ips = pods(&mut tb);
-    ping_all(&tb, &ips, &[]);
+    let ips = tb.add_pods();
+    tb.ping_all(&ips, &[]);
     // The smallest packet (a 28-byte echo) and the largest that fits flannel0 unfragmented.
-    ping_all(&tb, &ips, &["-s", "0"]);
-    ping_all(&tb, &ips, &["-s", "1444", "-M", "do"]);
+    tb.ping_all(&ips, &["-s", "0"]);
+    tb.ping_all(&ips, &["-s", "1444", "-M", "do"]);
     let (ok, out) =
         tb.hosts[0].pods[0].exec(&["ping", "-c", "1", "-s", "1445", "-M", "do", &ips[1].1]);
     assert!(!ok, "a packet above the pod MTU went out: {out}");
@@ -172,7 +147,7 @@ fn a_bare_udp_peer_in_upstream_format_talks_to_a_pod_and_bad_input_is_counted() 
     let mut tb = Testbed::new(2);
     tb.set_config(NET);
     tb.start_all(&[]);
-    let ips = pods(&mut tb);
+    let ips = tb.add_pods();
     // Host 3 runs no flanneld: a UDP socket on 8285 and a reservation for 10.46.200.0/24.
     let peer = tb.add_host();
     let peer_ip = format!("{UNDERLAY}.{}", peer + 1);
@@ -266,7 +241,7 @@ fn a_bare_udp_peer_in_upstream_format_talks_to_a_pod_and_bad_input_is_counted() 
         assert!(log.contains(what), "no {what:?} in the report:\n{log}");
     }
     assert!(tb.hosts[0].alive(), "{log}");
-    ping_all(&tb, &ips, &[]);
+    tb.ping_all(&ips, &[]);
 
     // A subnet no host holds: ICMP net unreachable (from flannel0's address), so a TCP connect
     // fails at once instead of timing out. (No ICMP error answers ICMP, so ping would not do.)
@@ -301,8 +276,8 @@ fn a_restart_and_a_deleted_device_bring_the_data_path_back() {
     let mut tb = Testbed::new(2);
     tb.set_config(NET);
     tb.start_all(&[]);
-    let ips = pods(&mut tb);
-    ping_all(&tb, &ips, &[]);
+    let ips = tb.add_pods();
+    tb.ping_all(&ips, &[]);
     let subnet = tb.hosts[0].subnet();
 
     // The TUN device dies with the daemon (as upstream) and comes back with it.
@@ -321,7 +296,7 @@ fn a_restart_and_a_deleted_device_bring_the_data_path_back() {
     wait_for(Duration::from_secs(10), "traffic after the restart", || {
         tb.hosts[0].pods[0].ping(&ips[1].1).then_some(())
     });
-    ping_all(&tb, &ips, &[]);
+    tb.ping_all(&ips, &[]);
 
     // Someone deletes flannel0: the next reconciliation re-creates it and traffic resumes.
     tb.hosts[1].ns.ip(&["link", "del", "flannel0"]);
@@ -330,7 +305,7 @@ fn a_restart_and_a_deleted_device_bring_the_data_path_back() {
         || format!("traffic after flannel0 was deleted\n{}", tb.hosts[1].log()),
         || tb.hosts[1].pods[0].ping(&ips[0].1).then_some(()),
     );
-    ping_all(&tb, &ips, &[]);
+    tb.ping_all(&ips, &[]);
     assert!(tb.hosts[1]
         .log()
         .contains("flannel0 is gone; re-creating it"));

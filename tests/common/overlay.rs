@@ -384,6 +384,33 @@ impl Testbed {
         i - 1
     }
 
+    /// One pod (.2) behind each host's cni0: (host index, pod address).
+    pub fn add_pods(&mut self) -> Vec<(usize, String)> {
+        (0..self.hosts.len())
+            .map(|i| (i, self.hosts[i].add_pod(2)))
+            .collect()
+    }
+
+    /// Each host's first pod pings every other host's pod once (`extra`: more ping options).
+    pub fn ping_all(&self, ips: &[(usize, String)], extra: &[&str]) {
+        for (i, _) in ips {
+            for (j, ip) in ips {
+                if i == j {
+                    continue;
+                }
+                let mut argv = vec!["ping", "-c", "1", "-W", "2"];
+                argv.extend_from_slice(extra);
+                argv.push(ip);
+                let (ok, out) = self.hosts[*i].pods[0].exec(&argv);
+                assert!(
+                    ok,
+                    "pod on host {i} cannot reach {ip} on host {j} ({extra:?}): {out}\n{}",
+                    self.hosts[*i].log()
+                );
+            }
+        }
+    }
+
     pub fn set_config(&self, json: &str) {
         self.etcd.put("/coreos.com/network/config", json);
     }

@@ -363,12 +363,15 @@ def phase_measure(targets):
                 client, server_ip = targets[path]
                 cli, srv = PATHS[path][1], PATHS[path][2]
                 watch = [h for h in (cli, srv) if h in flanneld]
+                d0 = {h: udp_counters(h) for h in watch if path in UDP_PATHS}
                 c0 = {h: cpu_secs(flanneld[h].pid) for h in watch}
                 t0 = time.monotonic()
                 x = iperf(path, kind, client, server_ip)
                 wall = time.monotonic() - t0
                 x["wall"] = wall
                 x["cpu"] = {h: (cpu_secs(flanneld[h].pid) - c0[h]) / wall * 100 for h in watch}
+                if d0:
+                    x["drops"] = {h: {k: v - d0[h][k] for k, v in udp_counters(h).items()} for h in d0}
                 res.setdefault((path, kind), []).append(x)
                 k += 1
                 what = f"{x['bps'] / 1e9:.2f} Gbit/s" if "bps" in x else \
@@ -547,17 +550,20 @@ for p in UDP_PATHS:
         st = mem[h]
         md.append(f"| {SHORT[p]} | {h}, {role} | {' | '.join(cpu)} | {st['VmHWM']} | {st['VmRSS']} | {st['Threads']} |")
 md.append("")
-md.append("Drops over the whole run on the udp hosts (the receiving socket's buffer, flannel0's queue "
-          "towards flanneld):")
+md.append("Drops on the udp hosts, summed over the rounds: flannel0's queue towards flanneld overflowing "
+          "(tx_dropped: the kernel could not hand flanneld a packet) and the tunnel socket's receive "
+          "buffer overflowing (UDP RcvbufErrors):")
 md.append("")
-md.append("| path | host | UDP RcvbufErrors | UDP SndbufErrors | flannel0 tx_dropped | what flanneld logged at start |")
+md.append("| path | host | flannel0 tx_dropped: TCP 1 / TCP 4 / 64 B UDP | UDP RcvbufErrors: TCP 1 / TCP 4 / 64 B UDP "
+          "| UDP SndbufErrors, whole run | what flanneld logged at start |")
 md.append("|---|---|---:|---:|---:|---|")
 for p in UDP_PATHS:
     for h in PATHS[p][1:3]:
         a, b = counters[h]
-        d = {k: b[k] - a[k] for k in a}
-        md.append(f"| {SHORT[p]} | {h} | {d['RcvbufErrors']} | {d['SndbufErrors']} | {d['flannel0 tx_dropped']} "
-                  f"| {offload_line[h]} |")
+        per = {c: " / ".join(str(sum(x["drops"][h][c] for x in res[(p, k)])) for k in KINDS)
+               for c in ("flannel0 tx_dropped", "RcvbufErrors")}
+        md.append(f"| {SHORT[p]} | {h} | {per['flannel0 tx_dropped']} | {per['RcvbufErrors']} "
+                  f"| {b['SndbufErrors'] - a['SndbufErrors']} | {offload_line[h]} |")
 md.append("")
 md.append(f"The {UDP_LEN} B runs are bounded by iperf3's one sending thread (one datagram per system "
           "call; 'kpps sent' is what it managed): over vxlan, host-gw and the underlay the sending "

@@ -283,8 +283,9 @@ def udp_counters(host):
     snmp = nsexec(host, "cat", "/proc/net/snmp").stdout.splitlines()
     udp = [l.split()[1:] for l in snmp if l.startswith("Udp:")]
     c = dict(zip(udp[0], (int(x) for x in udp[1])))
-    link = json.loads(ip("-n", ns(host), "-s", "-j", "link", "show", "flannel0").stdout)[0]["stats64"]
-    return {"RcvbufErrors": c.get("RcvbufErrors", 0), "SndbufErrors": c.get("SndbufErrors", 0),
+    dev = json.loads(ip("-n", ns(host), "-s", "-j", "link", "show", "flannel0").stdout)[0]
+    link = dev["stats64"]
+    return {"txqlen": dev.get("txqlen", 0),"RcvbufErrors": c.get("RcvbufErrors", 0), "SndbufErrors": c.get("SndbufErrors", 0),
             "InErrors": c.get("InErrors", 0), "InDatagrams": c.get("InDatagrams", 0),
             "flannel0 tx_dropped": link["tx"]["dropped"], "flannel0 rx_dropped": link["rx"]["dropped"],
             "flannel0 tx_packets": link["tx"]["packets"], "flannel0 rx_packets": link["rx"]["packets"]}
@@ -392,6 +393,7 @@ phase_secs = {}
 load_before = open("/proc/loadavg").read().split()[:3]
 offload_line = {}
 counters = {}
+sockbuf = {}  # udp host -> "rb / tb" KiB of flanneld's socket
 mem = {}
 try:
     make_underlay()
@@ -444,6 +446,11 @@ try:
                 lines = [l.strip() for l in f if "offloads" in l]
             offload_line[h] = lines[-1].split("udp: ", 1)[-1] if lines else "(not logged)"
             counters[h] = [udp_counters(h)]
+            # The tunnel socket's buffers as the kernel set them (skmem rb/tb: bytes, doubled).
+            ss = nsexec(h, "ss", "-uamnH", "sport = :8285").stdout
+            mem_ = ss.split("skmem:(", 1)[-1].split(")", 1)[0].split(",")
+            sk = {f[:2]: f[2:] for f in mem_ if f[:2] in ("rb", "tb")}
+            sockbuf[h] = f"{int(sk['rb']) >> 10} / {int(sk['tb']) >> 10}" if len(sk) == 2 else "?"
     for h in PATHS["udp-off"][1:3]:
         if "offloads off" not in offload_line[h]:
             notes.append(f"{h} (WEFT_UDP_OFFLOAD=0) logged: {offload_line[h]}")
@@ -492,7 +499,7 @@ with open(json_path, "w") as f:  # the raw samples, for a second look
     json.dump({"when": stamp, "secs": SECS, "udp_secs": UDP_SECS, "rounds": ROUNDS,
                "load_before": load_before, "load_after": load_after,
                "samples": {f"{p} {k}": v for (p, k), v in res.items()}, "offloads": offload_line,
-               "udp_counters": counters, "mem": mem, "notes": notes}, f, indent=1)
+               "udp_counters": counters, "sockbuf": sockbuf, "mem": mem, "notes": notes}, f, indent=1)
 
 
 def med(path, kind, field):
@@ -555,23 +562,24 @@ md.append("Drops on the udp hosts, summed over the rounds: flannel0's queue towa
           "buffer overflowing (UDP RcvbufErrors):")
 md.append("")
 md.append("| path | host | flannel0 tx_dropped: TCP 1 / TCP 4 / 64 B UDP | UDP RcvbufErrors: TCP 1 / TCP 4 / 64 B UDP "
-          "| UDP SndbufErrors, whole run | what flanneld logged at start |")
-md.append("|---|---|---:|---:|---:|---|")
+          "| UDP SndbufErrors, whole run | socket rb / tb KiB (ss) | what flanneld logged at start |")
+md.append("|---|---|---:|---:|---:|---:|---|")
 for p in UDP_PATHS:
     for h in PATHS[p][1:3]:
         a, b = counters[h]
         per = {c: " / ".join(str(sum(x["drops"][h][c] for x in res[(p, k)])) for k in KINDS)
                for c in ("flannel0 tx_dropped", "RcvbufErrors")}
         md.append(f"| {SHORT[p]} | {h} | {per['flannel0 tx_dropped']} | {per['RcvbufErrors']} "
-                  f"| {b['SndbufErrors'] - a['SndbufErrors']} | {offload_line[h]} |")
+                  f"| {b['SndbufErrors'] - a['SndbufErrors']} | {sockbuf[h]} | {offload_line[h]} |")
 md.append("")
 md.append(f"The {UDP_LEN} B runs are bounded by iperf3's one sending thread (one datagram per system "
           "call; 'kpps sent' is what it managed): over vxlan, host-gw and the underlay the sending "
           "system call also carries each packet through both hosts' kernel paths to the receiving "
           "socket, over udp it ends at flannel0's queue and flanneld's threads take it from there.")
 md.append("")
-md.append("weft's udp socket asks for 4 MiB SO_RCVBUF/SO_SNDBUF (SO_*BUFFORCE); upstream flannel keeps "
-          "the kernel defaults. flannel0's txqueuelen is the TUN default.")
+md.append("weft's udp socket asks for 4 MiB SO_RCVBUF/SO_SNDBUF (SO_*BUFFORCE; the kernel doubles it, "
+          "as ss shows); upstream flannel keeps the kernel defaults. flannel0's txqueuelen is "
+          f"{counters['u1'][0]['txqlen']} (not changed by weft).")
 md.append("")
 for n in notes:
     md.append(f"Note: {n}")

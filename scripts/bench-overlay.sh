@@ -38,7 +38,7 @@ REPORT=${2:-$OUT/overlay.md}
 for v in BENCH_OVERLAY_SECS BENCH_OVERLAY_UDP_SECS BENCH_OVERLAY_ROUNDS; do
     [[ ${!v:-1} =~ ^[1-9][0-9]*$ ]] || { echo "bench-overlay.sh: $v must be a positive integer" >&2; exit 2; }
 done
-for tool in ip python3 etcd iperf3 iptables ping sysctl; do
+for tool in ip ss python3 etcd iperf3 iptables ping sysctl; do
     command -v "$tool" >/dev/null || { echo "bench-overlay.sh: '$tool' not found (make deps)" >&2; exit 1; }
 done
 [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] ||

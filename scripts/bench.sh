@@ -22,6 +22,10 @@
 # Then scripts/bench-flanneld.sh (flanneld: start-up, lease-to-route latency, RSS with 1000 peers,
 # pod-to-pod iperf3 over vxlan and host-gw against the same paths made by hand) appends its tables
 # to the same report; BENCH_FLANNELD=0 skips it, BENCH_FLANNELD_* tune it (see that script).
+# Then scripts/bench-overlay.sh (pod-to-pod iperf3 TCP 1/4 streams and 64-byte UDP packets/s over
+# flanneld udp, udp with WEFT_UDP_OFFLOAD=0, vxlan, host-gw and the raw underlay; about 4 minutes)
+# appends its tables and writes the chart target/bench/overlay.svg, copied to
+# docs/bench-overlay.svg; BENCH_OVERLAY=0 skips it, BENCH_OVERLAY_* tune it (see that script).
 # Everything the plugins touch is inside network namespaces named wtb-<pid>-*, which this script
 # makes and removes (with their links, routes and iptables rules) on every exit path, with its temp
 # dir. It touches no interface, route or firewall rule of the machine's own.
@@ -85,6 +89,12 @@ if [ "${BENCH_FLANNELD:-1}" != 0 ]; then
     # Its own namespaces (wfb-<pid>-*), processes and temp dir, cleaned up by itself.
     "$HERE/bench-flanneld.sh" "$WEFT" "$tmp/flanneld.md"
     { echo; cat "$tmp/flanneld.md"; echo; } >> "$RESULTS"
+fi
+if [ "${BENCH_OVERLAY:-1}" != 0 ]; then
+    # The same, in namespaces wob-<pid>-*; also writes target/bench/overlay.svg (and .json) and
+    # copies the chart to docs/bench-overlay.svg.
+    "$HERE/bench-overlay.sh" "$WEFT" "$tmp/overlay.md"
+    { echo; cat "$tmp/overlay.md"; echo; } >> "$RESULTS"
 fi
 
 line="Run time: $((SECONDS - start)) s (namespace set-up included, clean-up not)."

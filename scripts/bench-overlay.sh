@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Benchmark: the flanneld data plane, pod to pod across two "hosts" in network namespaces, for
+# every path at once: udp (TUN offloads on, the default), udp with WEFT_UDP_OFFLOAD=0 (one packet
+# per TUN read and write, what the tun-tap crate could do), vxlan, host-gw, and the raw underlay
+# (host to host over eth0, MTU 1500). Per path: iperf3 TCP throughput with 1 and 4 streams,
+# 64-byte UDP packets/s (receiver's count) and loss; flanneld's CPU and memory on the udp hosts.
+#
+#   scripts/bench-overlay.sh target/x86_64-unknown-linux-gnu/release/weft [REPORT.md]
+#
+# As root. The report (markdown) goes to stdout and to REPORT.md (default target/bench/overlay.md),
+# the chart to target/bench/overlay.svg (copied to docs/bench-overlay.svg for README.md unless
+# BENCH_OVERLAY_DOCS=0), the raw samples to target/bench/overlay.json. `make bench`
+# (scripts/bench.sh) runs this after the flanneld benchmark and appends it to
+# target/bench/results.md.
+# Environment: BENCH_OVERLAY_SECS (measured seconds per TCP run, plus 1 s omitted; default 5),
+# BENCH_OVERLAY_UDP_SECS (seconds per UDP run, default 3), BENCH_OVERLAY_ROUNDS (default 3),
+# BENCH_OVERLAY_DOCS (0: leave docs/bench-overlay.svg alone), BENCH_OVERLAY_LOGS (a directory to
+# keep the flanneld, etcd and iperf3 logs in; by default they go with the temp dir).
+# Each path has its own pair of hosts, every flanneld runs for the whole benchmark and the iperf3
+# runs interleave in rounds (the order rotating), so drift on a shared machine hits every path.
+# Everything runs inside network namespaces named wob-<pid>-*: an underlay with bridge ul0 and
+# etcd at 192.168.77.254:2379, hosts at 192.168.77.N, one pod behind each host's cni0; etcd's
+# data, the subnet files and the logs live in a temp dir (on /dev/shm when there is one). On every
+# exit path (failure and Ctrl-C included) every process still inside one of those namespaces
+# (etcd, flanneld, iperf3) is killed by pid, the namespaces are deleted (with their links, routes
+# and iptables rules) and the temp dir is removed. Nothing touches the machine's own interfaces,
+# routes or firewall rules, and no traffic leaves the namespaces made here.
+set -euo pipefail
+
+usage() { echo "usage: $0 PATH/TO/weft [REPORT.md]" >&2; exit 2; }
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
+[ "$(id -u)" = 0 ] || { echo "bench-overlay.sh needs root (it creates network namespaces)" >&2; exit 1; }
+[ -x "$1" ] || { echo "bench-overlay.sh: $1 is not an executable file (run 'make static' first)" >&2; exit 1; }
+WEFT=$(readlink -f "$1")
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUT="$(cd "$HERE/.." && pwd)/target/bench"
+REPORT=${2:-$OUT/overlay.md}
+for v in BENCH_OVERLAY_SECS BENCH_OVERLAY_UDP_SECS BENCH_OVERLAY_ROUNDS; do
+    [[ ${!v:-1} =~ ^[1-9][0-9]*$ ]] || { echo "bench-overlay.sh: $v must be a positive integer" >&2; exit 2; }
+done
+for tool in ip ss python3 etcd iperf3 iptables ping sysctl; do
+    command -v "$tool" >/dev/null || { echo "bench-overlay.sh: '$tool' not found (make deps)" >&2; exit 1; }
+done
+[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] ||
+    { echo "bench-overlay.sh: flanneld needs br_netfilter (modprobe br_netfilter)" >&2; exit 1; }
+[ -c /dev/net/tun ] || { echo "bench-overlay.sh: the udp backend needs /dev/net/tun (modprobe tun)" >&2; exit 1; }
+
+prefix="wob-$$-"
+tmp=""
+py=""
+ours() { ip netns list 2>/dev/null | awk '{print $1}' | grep -- "^$prefix" || true; }
+cleanup() {
+    local rc=$? pids left ns
+    trap - EXIT INT TERM
+    # The Python body first (a signal got us out of `wait`): it stops what it started and exits.
+    if [ -n "$py" ] && kill -0 "$py" 2>/dev/null; then
+        kill -TERM "$py" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$py" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$py" 2>/dev/null || true
+    fi
+    # Then whatever still runs in our namespaces (deleting a namespace does not stop what runs in
+    # it), by pid: TERM, and KILL what is still there after 5 s.
+    pids=$(for ns in $(ours); do ip netns pids "$ns" 2>/dev/null; done | grep -vx "$$" | sort -u || true)
+    left=""
+    if [ -n "$pids" ]; then
+        # shellcheck disable=SC2086 # a list of pids
+        kill -TERM $pids 2>/dev/null || true
+        for _ in $(seq 50); do
+            left=$(for p in $pids; do [ -d "/proc/$p" ] && echo "$p"; done || true)
+            [ -z "$left" ] && break
+            sleep 0.1
+        done
+        if [ -n "$left" ]; then
+            # shellcheck disable=SC2086
+            kill -KILL $left 2>/dev/null || true
+        fi
+    fi
+    ours | sed 's/^/netns del /' | ip -force -batch - >/dev/null 2>&1 || true
+    for ns in $(ours); do
+        ip netns del "$ns" 2>/dev/null || echo "bench-overlay.sh: could not delete netns $ns" >&2
+    done
+    if [ -n "$tmp" ]; then
+        if [ -n "${BENCH_OVERLAY_LOGS:-}" ]; then
+            mkdir -p "$BENCH_OVERLAY_LOGS" &&
+                (cd "$tmp" && find . -name '*.log' -exec cp --parents {} "$BENCH_OVERLAY_LOGS" \;) ||
+                echo "bench-overlay.sh: could not copy the logs to $BENCH_OVERLAY_LOGS" >&2
+        fi
+        rm -rf "$tmp"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start=$SECONDS
+base=/tmp
+[ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
+tmp=$(mktemp -d "$base/weft-bench-overlay.XXXXXX")
+mkdir -p "$OUT"
+# In the background and waited for, so that a signal runs the trap at once, not when it is done.
+python3 "$HERE/bench-overlay.py" "$tmp" "$WEFT" "$prefix" "$REPORT" "$OUT/overlay.svg" "$OUT/overlay.json" &
+py=$!
+wait "$py"
+if [ "${BENCH_OVERLAY_DOCS:-1}" != 0 ]; then
+    mkdir -p "$HERE/../docs"
+    cp "$OUT/overlay.svg" "$HERE/../docs/bench-overlay.svg"
+    echo "bench-overlay.sh: chart copied to $(readlink -f "$HERE/../docs/bench-overlay.svg")" >&2
+fi
+line="Overlay benchmark run time: $((SECONDS - start)) s (set-up included, clean-up not)."
+echo "$line" | tee -a "$REPORT"
+echo "bench-overlay.sh: report written to $(readlink -f "$REPORT")" >&2

@@ -52,20 +52,26 @@ impl Rx {
             n: 0,
             gro: GROTable::default(),
         };
+        for (iov, r) in iovs.iter_mut().zip(&mut room) {
+            *iov = libc::iovec {
+                iov_base: r.as_mut_ptr().cast(),
+                iov_len: DATAGRAM_ROOM,
+            };
+        }
+        // The buffers never move, so the headers are set up once; the pointers into iovs and
+        // cmsgs are taken after the last write through those Vecs.
+        let (iov_base, cmsg_base) = (iovs.as_mut_ptr(), cmsgs.as_mut_ptr());
+        for (k, m) in msgs.iter_mut().enumerate() {
+            m.msg_hdr.msg_iov = iov_base.wrapping_add(k);
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_control = cmsg_base.wrapping_add(k).cast();
+        }
+        let mut offset = frame_offset(&dev);
         loop {
-            for k in 0..MSGS {
-                iovs[k] = libc::iovec {
-                    iov_base: room[k].as_mut_ptr().cast(),
-                    iov_len: DATAGRAM_ROOM,
-                };
-                let h = &mut msgs[k].msg_hdr;
-                h.msg_name = std::ptr::null_mut();
-                h.msg_namelen = 0;
-                h.msg_iov = &mut iovs[k];
-                h.msg_iovlen = 1;
-                h.msg_control = cmsgs[k].as_mut_ptr().cast();
-                h.msg_controllen = std::mem::size_of::<CmsgBuf>();
-                h.msg_flags = 0;
+            // The kernel shrinks these to what it wrote.
+            for m in &mut msgs {
+                m.msg_hdr.msg_controllen = std::mem::size_of::<CmsgBuf>();
+                m.msg_hdr.msg_flags = 0;
             }
             // SAFETY: every header points into buffers that outlive the call.
             let r = unsafe {
@@ -86,11 +92,6 @@ impl Rx {
                 }
                 continue;
             }
-            let offset = if has_offload(&dev) {
-                VIRTIO_NET_HDR_LEN
-            } else {
-                0
-            };
             for k in 0..r as usize {
                 let len = msgs[k].msg_len as usize;
                 if len == 0 {
@@ -102,11 +103,13 @@ impl Rx {
                     self.push(&mut out, chunk, offset);
                     if out.n == out.bufs.len() && !self.flush(&mut out, &dev, offset) {
                         (generation, dev) = self.slot.next(generation);
+                        offset = frame_offset(&dev);
                     }
                 }
             }
             if !self.flush(&mut out, &dev, offset) {
                 (generation, dev) = self.slot.next(generation);
+                offset = frame_offset(&dev);
             }
         }
     }
@@ -150,6 +153,16 @@ impl Rx {
                 true
             }
         }
+    }
+}
+
+/// Where an inner packet starts in a TUN write: after the virtio-net header when the device
+/// has offloads. A re-created device may have come up without them.
+fn frame_offset(dev: &SyncDevice) -> usize {
+    if has_offload(dev) {
+        VIRTIO_NET_HDR_LEN
+    } else {
+        0
     }
 }
 

@@ -115,13 +115,19 @@ impl Tx {
                         iov_len: sizes[i],
                     };
                 }
+            }
+            // The headers point into iovs, addrs and cmsgs: take those pointers only after the
+            // last write through the Vecs, so no later borrow of a Vec invalidates them.
+            let (iov_base, addr_base, cmsg_base) =
+                (iovs.as_mut_ptr(), addrs.as_mut_ptr(), cmsgs.as_mut_ptr());
+            for (j, r) in runs[..m].iter().enumerate() {
                 let h = &mut msgs[j].msg_hdr;
-                h.msg_name = (&mut addrs[j] as *mut libc::sockaddr_in).cast();
+                h.msg_name = addr_base.wrapping_add(j).cast();
                 h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                h.msg_iov = &mut iovs[r.first];
+                h.msg_iov = iov_base.wrapping_add(r.first);
                 h.msg_iovlen = r.count;
                 if r.count > 1 {
-                    set_segment_cmsg(h, &mut cmsgs[j], r.seg as u16);
+                    set_segment_cmsg(h, cmsg_base.wrapping_add(j), r.seg as u16);
                 } else {
                     h.msg_control = std::ptr::null_mut();
                     h.msg_controllen = 0;
@@ -260,12 +266,13 @@ fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
-fn set_segment_cmsg(h: &mut libc::msghdr, buf: &mut CmsgBuf, seg: u16) {
-    // SAFETY: buf is 8-byte aligned and larger than CMSG_SPACE(2); the macros only compute
-    // offsets inside it.
+/// Points `h` at `buf` and writes one UDP_SEGMENT control message there.
+fn set_segment_cmsg(h: &mut libc::msghdr, buf: *mut CmsgBuf, seg: u16) {
+    // SAFETY: buf points at a live, 8-byte aligned CmsgBuf, larger than CMSG_SPACE(2); the
+    // macros only compute offsets inside it.
     unsafe {
         let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
-        h.msg_control = buf.as_mut_ptr().cast();
+        h.msg_control = buf.cast();
         h.msg_controllen = space;
         let c = libc::CMSG_FIRSTHDR(h);
         (*c).cmsg_level = libc::SOL_UDP;

@@ -3,15 +3,11 @@
 
 mod common;
 
-use common::overlay::{net_of, routes, wait_for, Testbed, ETCD_IP};
+use common::overlay::{net_of, route_to, wait_for, Testbed, ETCD_IP};
 use serde_json::Value;
 use std::time::Duration;
 
 const NET: &str = r#"{"Network":"10.45.0.0/16","Backend":{"Type":"vxlan"}}"#;
-
-fn route_to<'a>(rs: &'a [Value], dst: &str) -> Option<&'a Value> {
-    rs.iter().find(|r| r["dst"] == dst)
-}
 
 #[test]
 fn vxlan_three_hosts_pods_reach_each_other_and_a_removed_lease_is_unprogrammed() {
@@ -70,7 +66,7 @@ fn vxlan_three_hosts_pods_reach_each_other_and_a_removed_lease_is_unprogrammed()
             let dst = net_of(&peer.subnet());
             let vtep = dst.split_once('/').unwrap().0.to_string();
             let r = wait_for(Duration::from_secs(10), "peer route", || {
-                route_to(&routes(&h.ns), &dst).cloned()
+                route_to(&h.ns, &dst)
             });
             assert_eq!(r["dev"], "flannel.1");
             assert_eq!(r["gateway"], vtep.as_str());
@@ -115,7 +111,7 @@ fn vxlan_three_hosts_pods_reach_each_other_and_a_removed_lease_is_unprogrammed()
         wait_for(
             Duration::from_secs(10),
             "removed peer's route to go",
-            || route_to(&routes(&h.ns), &gone).is_none().then_some(()),
+            || route_to(&h.ns, &gone).is_none().then_some(()),
         );
         let vtep = gone.split_once('/').unwrap().0;
         let neigh = h.ns.ipj(&["neigh", "show", "dev", "flannel.1"]);
@@ -183,7 +179,7 @@ fn host_gw_routes_via_peers_with_masquerade_and_forward_rules() {
             if i != j {
                 let dst = net_of(&peer.subnet());
                 let r = wait_for(Duration::from_secs(10), "host-gw route", || {
-                    route_to(&routes(&h.ns), &dst).cloned()
+                    route_to(&h.ns, &dst)
                 });
                 assert_eq!(r["gateway"], peer.ip.as_str());
                 assert_eq!(r["dev"], "eth0");
@@ -245,7 +241,7 @@ fn host_gw_routes_via_peers_with_masquerade_and_forward_rules() {
     let peer = net_of(&tb.hosts[1].subnet());
     tb.hosts[0].ns.ip(&["route", "del", &peer]);
     wait_for(Duration::from_secs(25), "route to be re-added", || {
-        route_to(&routes(&tb.hosts[0].ns), &peer).map(|_| ())
+        route_to(&tb.hosts[0].ns, &peer).map(|_| ())
     });
 
     // A peer that is only reachable through a gateway is refused with a log line naming it.
@@ -259,7 +255,7 @@ fn host_gw_routes_via_peers_with_masquerade_and_forward_rules() {
             .contains("10.99.0.1: it is not on-link")
             .then_some(())
     });
-    assert!(route_to(&routes(&tb.hosts[0].ns), "10.46.250.0/24").is_none());
+    assert!(route_to(&tb.hosts[0].ns, "10.46.250.0/24").is_none());
 }
 
 #[test]
@@ -278,7 +274,7 @@ fn restart_keeps_the_subnet_and_the_data_plane() {
     );
     // Nothing was torn down: the route to the peer is still there and traffic still flows.
     let peer = net_of(&tb.hosts[1].subnet());
-    assert!(route_to(&routes(&tb.hosts[0].ns), &peer).is_some());
+    assert!(route_to(&tb.hosts[0].ns, &peer).is_some());
     assert!(tb.hosts[0].pods[0].ping(&ips[1].1));
     // Started again (even without subnet.env), it finds its own lease by PublicIP.
     std::fs::remove_file(tb.hosts[0].subnet_file()).unwrap();

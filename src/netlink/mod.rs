@@ -22,14 +22,15 @@ pub use vxlan::Vxlan;
 use crate::netns::NetNs;
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{RtaType, Rtm};
-use neli::consts::socket::NlFamily;
-use neli::err::RouterError;
-use neli::nl::NlPayload;
-use neli::router::synchronous::NlRouter;
+use neli::consts::socket::{Msg, NlFamily};
+use neli::nl::{NlPayload, NlmsghdrBuilder};
 use neli::rtnl::{Rtattr, RtattrBuilder};
+use neli::socket::NlSocket;
 use neli::types::Buffer;
 use neli::utils::Groups;
+use neli::{Size, ToBytes};
 use std::fmt;
+use std::sync::Mutex;
 
 /// A netlink failure, with the kernel's errno when the kernel refused the request.
 #[derive(Debug)]
@@ -48,18 +49,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn from_router<T: fmt::Debug, P: fmt::Debug>(
-        op: impl Into<String>,
-        e: RouterError<T, P>,
-    ) -> Error {
-        match e {
-            RouterError::Nlmsgerr(m) => Error {
-                op: op.into(),
-                errno: Some(-*m.error()),
-                detail: std::io::Error::from_raw_os_error(-*m.error()).to_string(),
-            },
-            RouterError::Io(kind) => Error::new(op, std::io::Error::from(kind).to_string()),
-            other => Error::new(op, format!("{other:?}")),
+    pub(crate) fn from_errno(op: impl Into<String>, errno: i32) -> Error {
+        Error {
+            op: op.into(),
+            errno: Some(errno),
+            detail: std::io::Error::from_raw_os_error(errno).to_string(),
         }
     }
 
@@ -118,27 +112,46 @@ pub(crate) fn ip_from(bytes: &[u8]) -> Option<std::net::IpAddr> {
 }
 
 /// An rtnetlink socket bound to one network namespace.
+///
+/// Requests are answered on the calling thread: send, then read the socket until the answer's
+/// end. (neli's router would add a reader thread and two cross-thread wake-ups to every request,
+/// which cost more than the kernel's own work in a CNI ADD.) The lock keeps one request's
+/// send and reads together when several threads share a handle.
 pub struct Handle {
-    router: NlRouter,
+    socket: NlSocket,
+    state: Mutex<Exchange>,
 }
+
+/// The last sequence number used and the receive buffer, reused by every request.
+struct Exchange {
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// The largest dump part the kernel sends to a reader with a buffer this big (it sizes dump
+/// messages by the reader's buffer, up to 32 KiB).
+const RECV_BUF: usize = 32 * 1024;
+const NLMSG_HDRLEN: usize = 16;
 
 impl Handle {
     /// Opens a socket in the calling thread's namespace.
     pub fn open() -> Result<Handle> {
-        let (router, _) = NlRouter::connect(NlFamily::Route, None, Groups::empty())
+        let socket = NlSocket::connect(NlFamily::Route, None, Groups::empty())
             .map_err(|e| Error::new("open rtnetlink socket", e.to_string()))?;
-        // Extended acks give better kernel messages on newer kernels; failure to enable is harmless.
-        let _ = router.enable_ext_ack(true);
-        Ok(Handle { router })
+        // Errors then echo only the failed request's header, not the whole request.
+        let _ = socket.enable_ext_ack(true);
+        Ok(Handle {
+            socket,
+            state: Mutex::new(Exchange {
+                seq: 0,
+                buf: vec![0; RECV_BUF],
+            }),
+        })
     }
 
     /// Opens a socket inside `ns`.
     pub fn open_in(ns: &NetNs) -> anyhow::Result<Handle> {
         ns.run(|| Ok(Handle::open()?))
-    }
-
-    pub(crate) fn router(&self) -> &NlRouter {
-        &self.router
     }
 
     /// Sends `msg` and maps every reply payload of type `P` through `each`, reading the whole
@@ -155,18 +168,81 @@ impl Handle {
         Q: neli::Size + neli::ToBytes + fmt::Debug,
         P: neli::Size + neli::FromBytesWithInput<Input = usize> + fmt::Debug,
     {
-        let recv = self
-            .router()
-            .send::<_, _, Rtm, P>(ty, flags, NlPayload::Payload(msg))
-            .map_err(|e| Error::from_router(op(), e))?;
-        let mut out = Vec::new();
-        for reply in recv {
-            let reply = reply.map_err(|e| Error::from_router(op(), e))?;
-            if let Some(v) = reply.get_payload().and_then(&mut each) {
-                out.push(v);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Exchange { seq, buf } = &mut *state;
+        *seq = seq.wrapping_add(1);
+        let seq = *seq;
+        let hdr = NlmsghdrBuilder::default()
+            .nl_type(ty)
+            .nl_flags(flags | NlmF::REQUEST)
+            .nl_seq(seq)
+            .nl_payload(NlPayload::Payload(msg))
+            .build()
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        let mut out = std::io::Cursor::new(Vec::with_capacity(hdr.padded_size()));
+        hdr.to_bytes(&mut out)
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+        self.socket
+            .send(out.get_ref(), Msg::empty())
+            .map_err(|e| Error::new(op(), e.to_string()))?;
+
+        // A dump ends with NLMSG_DONE, a request with NLM_F_ACK with the ack (an error
+        // message with errno 0); a plain get is answered by one message.
+        let dump = flags.contains(NlmF::DUMP);
+        let ack = flags.contains(NlmF::ACK);
+        let mut found = Vec::new();
+        loop {
+            let (n, _) = self
+                .socket
+                .recv(&mut buf[..], Msg::empty())
+                .map_err(|e| Error::new(op(), e.to_string()))?;
+            let mut rest = &buf[..n];
+            if rest.is_empty() {
+                return Err(Error::new(op(), "netlink socket closed"));
+            }
+            while rest.len() >= NLMSG_HDRLEN {
+                let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+                if len < NLMSG_HDRLEN || len > rest.len() {
+                    return Err(Error::new(
+                        op(),
+                        format!("malformed netlink reply ({len} bytes)"),
+                    ));
+                }
+                let kind = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
+                let their_seq = u32::from_ne_bytes(rest[8..12].try_into().expect("4 bytes"));
+                let body = &rest[NLMSG_HDRLEN..len];
+                rest = &rest[len.next_multiple_of(4).min(rest.len())..];
+                if their_seq != seq {
+                    // The tail of an earlier request that failed half-way through its answer.
+                    continue;
+                }
+                match kind {
+                    k if k == libc::NLMSG_ERROR as u16 => {
+                        let code = body
+                            .get(0..4)
+                            .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
+                            .ok_or_else(|| Error::new(op(), "truncated netlink error"))?;
+                        if code == 0 {
+                            return Ok(found);
+                        }
+                        return Err(Error::from_errno(op(), -code));
+                    }
+                    k if k == libc::NLMSG_DONE as u16 => return Ok(found),
+                    k if k == libc::NLMSG_NOOP as u16 => {}
+                    _ => {
+                        let payload =
+                            P::from_bytes_with_input(&mut std::io::Cursor::new(body), body.len())
+                                .map_err(|e| Error::new(op(), e.to_string()))?;
+                        if let Some(v) = each(&payload) {
+                            found.push(v);
+                        }
+                        if !dump && !ack {
+                            return Ok(found);
+                        }
+                    }
+                }
             }
         }
-        Ok(out)
     }
 
     /// Sends a request that only answers with an ack.

@@ -15,7 +15,7 @@ use weft::cni::{CmdArgs, Command, NetConf, Plugin};
 use weft::firewall::{masq, spoofcheck};
 use weft::iface::{self, check};
 use weft::netlink::{Handle, Link};
-use weft::netns::{self, NetNs};
+use weft::netns;
 use weft::sysctl;
 use weft::undo::Undo;
 
@@ -38,15 +38,22 @@ impl Plugin for Bridge {
         let br = host::ensure_bridge(&host, &bc)?;
         let ns = netns::open_container(&args.netns)?;
         let cont = Handle::open_in(&ns)?;
-        let host_ns = NetNs::current()?;
         let mut undo = Undo::new();
 
-        let pair = iface::setup_veth(&host, &cont, host_ns.as_fd(), &args.ifname, bc.mtu, bc.mac)?;
+        let pair = iface::setup_veth(
+            &host,
+            &cont,
+            ns.as_fd(),
+            &args.ifname,
+            bc.mtu,
+            bc.mac,
+            Some(br.index),
+        )?;
         let (cont_ref, cont_index) = (&cont, pair.container.index);
         undo.push("delete the veth pair", move || {
             Ok(cont_ref.delete_link(cont_index)?)
         });
-        host::attach_port(&host, &br, &pair.host, &bc)?;
+        host::configure_port(&host, &pair.host, &bc)?;
         let mut result = CniResult {
             interfaces: vec![
                 host_iface(&br),
@@ -94,7 +101,7 @@ impl Plugin for Bridge {
                 let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
                 Ok(())
             })?;
-            iface::configure_iface(&ns, &cont, ifname, &result)?;
+            iface::configure_iface(&ns, &cont, &pair.container, &result)?;
             if bc.is_gateway {
                 let gw_link = if bc.vlan != 0 && !(gateways.v4.is_empty() && gateways.v6.is_empty())
                 {
@@ -131,12 +138,14 @@ impl Plugin for Bridge {
                 .with_context(|| format!("failed to set {:?} up", args.ifname))?;
         }
 
-        if !bc.disable_container_interface {
-            iface::wait_oper_up(&host, pair.host.index)?;
-        }
         // Both MACs can change once the port is enslaved and the bridge addressed.
+        let host_veth = if bc.disable_container_interface {
+            host.link_by_index(pair.host.index)?
+        } else {
+            iface::wait_oper_up(&host, pair.host.index)?
+        };
         result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
-        result.interfaces[1].mac = host.link_by_index(pair.host.index)?.mac_string();
+        result.interfaces[1].mac = host_veth.mac_string();
         if let Some(dns) = bc.dns {
             result.dns = dns;
         }

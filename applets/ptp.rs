@@ -12,7 +12,7 @@ use weft::cni::{CmdArgs, Command, NetConf, Plugin};
 use weft::firewall::masq;
 use weft::iface::{self, check};
 use weft::netlink::Handle;
-use weft::netns::{self, NetNs};
+use weft::netns;
 use weft::ptp::{self as ptplib, PtpConf};
 use weft::sysctl;
 use weft::undo::Undo;
@@ -27,7 +27,6 @@ impl Plugin for Ptp {
         let ns = netns::open_container(&args.netns)?;
         let cont = Handle::open_in(&ns)?;
         let host = Handle::open()?;
-        let host_ns = NetNs::current()?;
         let mut undo = Undo::new();
         let ipam = delegate::add(&conf.ipam_type, &args.stdin, args, conf.result_version())?;
         undo.push("release the addresses", || {
@@ -40,7 +39,7 @@ impl Plugin for Ptp {
         let v6 = ipam.ips.iter().any(|i| i.address.addr().is_ipv6());
         sysctl::enable_forwarding(v4, v6).context("Could not enable IP forwarding")?;
 
-        let pair = iface::setup_veth(&host, &cont, host_ns.as_fd(), &args.ifname, pc.mtu, None)?;
+        let pair = iface::setup_veth(&host, &cont, ns.as_fd(), &args.ifname, pc.mtu, None, None)?;
         let (cont_ref, cont_index) = (&cont, pair.container.index);
         undo.push("delete the veth pair", move || {
             Ok(cont_ref.delete_link(cont_index)?)
@@ -66,7 +65,7 @@ impl Plugin for Ptp {
         for ipc in &mut result.ips {
             ipc.interface = Some(1);
         }
-        iface::configure_iface(&ns, &cont, &args.ifname, &result)?;
+        iface::configure_iface(&ns, &cont, &pair.container, &result)?;
         ptplib::set_container_routes(&cont, &pair.container, &result.ips)?;
         ptplib::set_host_side(&host, &pair.host, &result.ips)?;
         if pc.ip_masq {

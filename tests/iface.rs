@@ -77,9 +77,9 @@ fn ipc(addr: &str, gw: &str, interface: Option<usize>) -> IpConfig {
 #[test]
 fn configure_iface_applies_addresses_and_routes_including_ecmp() {
     let (host, ctr) = (Netns::new("cih"), Netns::new("cic"));
-    let (hn, hh) = host.handle();
+    let (_hn, hh) = host.handle();
     let (cn, ch) = ctr.handle();
-    setup_veth(&hh, &ch, hn.as_fd(), "eth0", None, None).unwrap();
+    let pair = setup_veth(&hh, &ch, cn.as_fd(), "eth0", None, None, None).unwrap();
     let r = |dst: &str, gw: Option<&str>| {
         Route::new(dst.parse().unwrap(), gw.map(|g| g.parse().unwrap()))
     };
@@ -101,7 +101,7 @@ fn configure_iface_applies_addresses_and_routes_including_ecmp() {
     // Without DAD off the IPv6 address would stay tentative for a second; the plugins turn it
     // off (bridge's default) before configuring.
     ctr.exec(&["sysctl", "-w", "net.ipv6.conf.eth0.accept_dad=0"]);
-    configure_iface(&cn, &ch, "eth0", &res).unwrap();
+    configure_iface(&cn, &ch, &pair.container, &res).unwrap();
     assert_eq!(
         global_addrs(&ctr, "eth0"),
         ["10.1.2.5/24", "2001:db8::5/64"]
@@ -125,31 +125,29 @@ fn configure_iface_applies_addresses_and_routes_including_ecmp() {
 #[test]
 fn configure_iface_rejects_bad_interface_indexes() {
     let (host, ctr) = (Netns::new("cbh"), Netns::new("cbc"));
-    let (hn, hh) = host.handle();
+    let (_hn, hh) = host.handle();
     let (cn, ch) = ctr.handle();
-    setup_veth(&hh, &ch, hn.as_fd(), "eth0", None, None).unwrap();
+    let pair = setup_veth(&hh, &ch, cn.as_fd(), "eth0", None, None, None).unwrap();
     for (ifname_in_result, index) in [("eth0", 1), ("other", 0)] {
         let res = result_for(
             ifname_in_result,
             vec![ipc("10.1.2.5/24", "10.1.2.1", Some(index))],
             vec![],
         );
-        let e = configure_iface(&cn, &ch, "eth0", &res).unwrap_err();
+        let e = configure_iface(&cn, &ch, &pair.container, &res).unwrap_err();
         assert!(e.to_string().ends_with("invalid interface index"), "{e}");
     }
-    let e = configure_iface(&cn, &ch, "eth0", &CniResult::default()).unwrap_err();
+    let e = configure_iface(&cn, &ch, &pair.container, &CniResult::default()).unwrap_err();
     assert_eq!(e.to_string(), "no interfaces to configure");
-    let res = result_for("eth9", vec![], vec![]);
-    assert!(configure_iface(&cn, &ch, "eth9", &res).is_err());
 }
 
 #[test]
 fn veth_pair_names_mac_and_deletion() {
     let (host, ctr) = (Netns::new("vph"), Netns::new("vpc"));
-    let (hn, hh) = host.handle();
-    let (_cn, ch) = ctr.handle();
+    let (_hn, hh) = host.handle();
+    let (cn, ch) = ctr.handle();
     let mac = [0x02, 0, 0, 0, 0, 0x42];
-    let pair = setup_veth(&hh, &ch, hn.as_fd(), "eth0", Some(1400), Some(mac)).unwrap();
+    let pair = setup_veth(&hh, &ch, cn.as_fd(), "eth0", Some(1400), Some(mac), None).unwrap();
     assert!(pair.host.name.starts_with("veth") && pair.host.name.len() == 12);
     assert_eq!(pair.container.mac_string(), "02:00:00:00:00:42");
     assert_ne!(
@@ -166,7 +164,7 @@ fn veth_pair_names_mac_and_deletion() {
         (hv["mtu"].as_u64(), hv["txqlen"].as_u64()),
         (Some(1400), Some(1000))
     );
-    let e = setup_veth(&hh, &ch, hn.as_fd(), "eth0", None, None).unwrap_err();
+    let e = setup_veth(&hh, &ch, cn.as_fd(), "eth0", None, None, None).unwrap_err();
     assert_eq!(
         e.to_string(),
         "container veth name (\"eth0\") already exists"

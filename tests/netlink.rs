@@ -6,6 +6,73 @@ use std::os::fd::AsFd;
 use weft::netlink::{Route, VethOptions};
 
 #[test]
+fn veth_made_up_as_a_bridge_port_with_the_peer_mac_and_echoed() {
+    let (a, b) = (Netns::new("nle"), Netns::new("nlf"));
+    let (_na, ha) = a.handle();
+    let (nb, hb) = b.handle();
+    ha.create_bridge("wt-br", None, false).unwrap();
+    let br = ha.link_by_name("wt-br").unwrap();
+    let peer_mac = [0x02, 0x42, 0, 0, 0, 0x07];
+    let echoed = ha
+        .create_veth(
+            "wt-h",
+            "wt-c",
+            VethOptions {
+                mtu: Some(1450),
+                peer_mac: Some(peer_mac),
+                peer_netns: Some(nb.as_fd()),
+                up: true,
+                master: Some(br.index),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .expect("kernels from 6.1 echo the new link");
+    let now = ha.link_by_name("wt-h").unwrap();
+    assert_eq!(
+        (
+            echoed.index,
+            echoed.name.as_str(),
+            &echoed.mac,
+            echoed.mtu,
+            echoed.up
+        ),
+        (now.index, "wt-h", &now.mac, 1450, true)
+    );
+    assert_eq!(now.master, br.index);
+    let lh = &a.ipj(&["-d", "link", "show", "wt-h"])[0];
+    assert!(
+        lh["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+        "{lh}"
+    );
+    assert_eq!(lh["master"], "wt-br");
+    assert_eq!(lh["linkinfo"]["info_slave_kind"], "bridge");
+    let lc = &b.ipj(&["link", "show", "wt-c"])[0];
+    assert_eq!(lc["address"], "02:42:00:00:00:07");
+    assert_eq!(lc["mtu"], 1450);
+    assert!(
+        !hb.link_by_name("wt-c").unwrap().up,
+        "only the named end comes up"
+    );
+
+    // A second pair whose peer name is taken in b: EEXIST, and nothing is left in a.
+    let dup = ha
+        .create_veth(
+            "wt-h2",
+            "wt-c",
+            VethOptions {
+                peer_netns: Some(nb.as_fd()),
+                up: true,
+                master: Some(br.index),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(dup.is_exists(), "{dup}");
+    assert!(ha.link_by_name("wt-h2").unwrap_err().is_not_found());
+}
+
+#[test]
 fn veth_pair_with_peer_created_in_another_namespace() {
     let (a, b) = (Netns::new("nla"), Netns::new("nlb"));
     let (_na, ha) = a.handle();
@@ -18,6 +85,7 @@ fn veth_pair_with_peer_created_in_another_namespace() {
             mtu: Some(1400),
             mac: Some(mac),
             peer_netns: Some(nb.as_fd()),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -10,39 +10,51 @@ use anyhow::{anyhow, bail, Context, Result};
 const DEFAULT_VID: u16 = 1;
 
 /// Creates the bridge if needed (an existing one keeps its MTU and VLAN filtering), turns on
-/// promisc when asked, checks that the name is a bridge, and sets it up.
+/// promisc when asked, checks that the name is a bridge, and sets it up. A bridge that is
+/// already there, up and as promiscuous as asked costs one lookup (the reference's create,
+/// lookup and set-up would change nothing on it).
 pub fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<Link> {
     let name = &conf.bridge;
-    match h.create_bridge(name, conf.mtu, conf.vlan_filtering()) {
-        Ok(()) => {}
-        Err(e) if e.is_exists() => {}
-        Err(e) => return Err(anyhow!(e).context(format!("could not add {name:?}"))),
-    }
-    let br = h
-        .link_by_name(name)
-        .with_context(|| format!("could not lookup {name:?}"))?;
+    let existing = match h.link_by_name(name) {
+        Ok(l) => Some(l),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(anyhow!(e).context(format!("could not lookup {name:?}"))),
+    };
+    let br = match existing {
+        Some(l) => l,
+        None => {
+            match h.create_bridge(name, conf.mtu, conf.vlan_filtering()) {
+                Ok(()) => {}
+                // Made by a concurrent ADD since the lookup.
+                Err(e) if e.is_exists() => {}
+                Err(e) => return Err(anyhow!(e).context(format!("could not add {name:?}"))),
+            }
+            h.link_by_name(name)
+                .with_context(|| format!("could not lookup {name:?}"))?
+        }
+    };
     if br.kind != "bridge" {
         bail!("{name:?} already exists but is not a bridge");
     }
-    if conf.promisc_mode {
+    if conf.promisc_mode && !br.promisc {
         h.set_link_promisc(br.index, true)
             .with_context(|| format!("could not set promiscuous mode on {name:?}"))?;
     }
     // Errors ignored as the reference does: missing when IPv6 is off.
     let _ = sysctl::set(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
+    if br.up && (br.promisc || !conf.promisc_mode) {
+        return Ok(br);
+    }
     h.set_link_up(br.index, true)
         .with_context(|| format!("failed to set {name:?} up"))?;
     Ok(h.link_by_index(br.index)?)
 }
 
-/// Makes `port` a port of `br` with the hairpin and isolation flags and the VLANs of `conf`.
-pub fn attach_port(h: &Handle, br: &Link, port: &Link, conf: &BridgeConf) -> Result<()> {
-    h.set_link_master(port.index, br.index)
-        .with_context(|| format!("failed to connect {:?} to bridge {}", port.name, br.name))?;
-    h.set_port_hairpin(port.index, conf.hairpin_mode)
+/// Gives `port`, already a port of `br` (see [`crate::iface::setup_veth`]'s `master`), the
+/// hairpin and isolation flags and the VLANs of `conf`.
+pub fn configure_port(h: &Handle, port: &Link, conf: &BridgeConf) -> Result<()> {
+    h.set_port_flags(port.index, conf.hairpin_mode, conf.port_isolation)
         .with_context(|| format!("failed to setup hairpin mode for {}", port.name))?;
-    h.set_port_isolated(port.index, conf.port_isolation)
-        .with_context(|| format!("failed to set isolated on {}", port.name))?;
     if conf.vlan != 0 || !conf.vlan_trunk.is_empty() {
         set_port_vlans(
             h,

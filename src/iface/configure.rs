@@ -2,7 +2,7 @@
 //! addresses, link up, IPv6 DAD settling, then routes.
 
 use crate::cni::result::CniResult;
-use crate::netlink::{self, Handle, IFA_F_DADFAILED, IFA_F_TENTATIVE};
+use crate::netlink::{self, Handle, Link, IFA_F_DADFAILED, IFA_F_TENTATIVE};
 use crate::netns::NetNs;
 use crate::sysctl;
 use anyhow::{anyhow, bail, Context, Result};
@@ -12,16 +12,14 @@ use std::time::{Duration, Instant};
 /// How long IPv6 addresses may stay tentative on an up link (the reference's 5 s).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Configures `ifname` (in `ns`, reached through `h`) with the result's IPs whose `interface`
+/// Configures `link` (in `ns`, reached through `h`) with the result's IPs whose `interface`
 /// names it, sets it up, and adds the result's routes through it. A route without a gateway
 /// goes via the first gateway of its family among those IPs.
-pub fn configure_iface(ns: &NetNs, h: &Handle, ifname: &str, res: &CniResult) -> Result<()> {
+pub fn configure_iface(ns: &NetNs, h: &Handle, link: &Link, res: &CniResult) -> Result<()> {
     if res.interfaces.is_empty() {
         bail!("no interfaces to configure");
     }
-    let link = h
-        .link_by_name(ifname)
-        .with_context(|| format!("failed to lookup {ifname:?}"))?;
+    let ifname = link.name.as_str();
     let (mut v4gw, mut v6gw): (Option<IpAddr>, Option<IpAddr>) = (None, None);
     let mut v6_ready = false;
     for ipc in &res.ips {

@@ -26,56 +26,71 @@ pub fn random_host_name() -> Result<String> {
 }
 
 /// Creates the pair with the container end named `ifname` (MTU and MAC as given) and the host
-/// end, randomly named, made straight inside the host namespace `host_ns`; brings the host end
-/// up and stops it accepting router advertisements. `host` and `container` are handles opened
-/// in those namespaces; call from a thread in the host namespace (the sysctl write).
+/// end randomly named, the host end up and, with `master`, already a port of that bridge; stops
+/// the host end accepting router advertisements. `host` and `container` are handles opened in
+/// the two namespaces, `container_ns` the container's; call from a thread in the host namespace
+/// (the sysctl write).
+///
+/// The pair is made from the host side with the peer placed straight into the container (the
+/// reference makes it from inside the container): the same links, addresses and state, but the
+/// kernel's echo of the new host end, its up state and its master come with the one request.
 pub fn setup_veth(
     host: &Handle,
     container: &Handle,
-    host_ns: BorrowedFd<'_>,
+    container_ns: BorrowedFd<'_>,
     ifname: &str,
     mtu: Option<u32>,
     mac: Option<[u8; 6]>,
+    master: Option<i32>,
 ) -> Result<VethPair> {
-    // Checked first so the error names the container side, as the reference's does.
-    match container.link_by_name(ifname) {
-        Ok(_) => bail!("container veth name ({ifname:?}) already exists"),
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.into()),
-    }
+    let taken = || -> Result<bool> {
+        match container.link_by_name(ifname) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    };
     let mut attempts = 0;
-    let host_name = loop {
+    let (host_name, echoed) = loop {
         let name = random_host_name()?;
         let opts = VethOptions {
             mtu,
-            mac,
-            peer_netns: Some(host_ns),
+            peer_mac: mac,
+            peer_netns: Some(container_ns),
+            up: true,
+            master,
+            ..Default::default()
         };
-        match container.create_veth(ifname, &name, opts) {
-            Ok(()) => break name,
-            // The random host name is taken (the container name was free a moment ago):
-            // draw another, where the reference simply fails.
-            Err(e) if e.is_exists() && attempts < 10 => {
-                if container.link_by_name(ifname).is_ok() {
+        match host.create_veth(&name, ifname, opts) {
+            Ok(echoed) => break (name, echoed),
+            // EEXIST names no side: either the container already has `ifname` (the error the
+            // reference gives) or the random host name is taken (draw another, where the
+            // reference simply fails).
+            Err(e) if e.is_exists() => {
+                if taken()? {
                     bail!("container veth name ({ifname:?}) already exists");
+                }
+                if attempts >= 10 {
+                    return Err(e).context("failed to make veth pair");
                 }
                 attempts += 1;
             }
             Err(e) => return Err(e).context("failed to make veth pair"),
         }
     };
-    let host_link = host
-        .link_by_name(&host_name)
-        .with_context(|| format!("failed to lookup {host_name:?}"))?;
-    host.set_link_up(host_link.index, true)
-        .with_context(|| format!("failed to set {host_name:?} up"))?;
+    let host_link = match echoed {
+        Some(l) => l,
+        None => host
+            .link_by_name(&host_name)
+            .with_context(|| format!("failed to lookup {host_name:?}"))?,
+    };
     // Errors ignored as the reference does: the sysctl is missing when IPv6 is disabled.
     let _ = sysctl::set(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
     let container_link = container
         .link_by_name(ifname)
         .with_context(|| format!("failed to lookup {ifname:?}"))?;
     Ok(VethPair {
-        host: host.link_by_index(host_link.index)?,
+        host: host_link,
         container: container_link,
     })
 }

@@ -131,6 +131,21 @@ impl Handle {
         self.ack(Rtm::Setlink, NlmF::empty(), msg, op)
     }
 
+    /// `bridge link set dev INDEX hairpin on|off isolated on|off` in one request (EOPNOTSUPP if
+    /// the link is not a bridge port)
+    pub fn set_port_flags(&self, index: i32, hairpin: bool, isolated: bool) -> Result<()> {
+        let op = || {
+            format!("failed to set hairpin {hairpin} isolated {isolated} on bridge port {index}")
+        };
+        let mut info = RtBuffer::<u16, Buffer>::new();
+        info.push(attr(&op, IFLA_BRPORT_MODE, u8::from(hairpin))?);
+        info.push(attr(&op, IFLA_BRPORT_ISOLATED, u8::from(isolated))?);
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(&op, nested(Ifla::Protinfo), info)?);
+        let msg = ifinfo(af_bridge(), index, attrs, &op)?;
+        self.ack(Rtm::Setlink, NlmF::empty(), msg, &op)
+    }
+
     /// `bridge link set dev INDEX hairpin on|off` (EOPNOTSUPP if the link is not a bridge port)
     pub fn set_port_hairpin(&self, index: i32, on: bool) -> Result<()> {
         let op = || format!("failed to set hairpin {on} on bridge port {index}");

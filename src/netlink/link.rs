@@ -121,8 +121,14 @@ pub struct VethOptions<'a> {
     pub mtu: Option<u32>,
     /// MAC of the end named `name` (random when `None`).
     pub mac: Option<[u8; 6]>,
+    /// MAC of the peer (random when `None`).
+    pub peer_mac: Option<[u8; 6]>,
     /// Create the peer straight inside this namespace.
     pub peer_netns: Option<BorrowedFd<'a>>,
+    /// Bring the end named `name` up as it is made (`ip link add ... up`).
+    pub up: bool,
+    /// Make the end named `name` a port of this bridge as it is made (`ip link add ... master`).
+    pub master: Option<i32>,
 }
 
 pub(super) fn linkinfo_with(
@@ -221,13 +227,23 @@ impl Handle {
         self.get_links(msg, NlmF::DUMP, &op)
     }
 
-    /// `ip link add NAME [mtu M] [address MAC] type veth peer name PEER [mtu M] [netns NS]`
-    pub fn create_veth(&self, name: &str, peer: &str, opts: VethOptions<'_>) -> Result<()> {
+    /// `ip link add NAME [mtu M] [address MAC] [master BR] [up] type veth peer name PEER [mtu M]
+    /// [address MAC] [netns NS]`. Returns the new `NAME` link as the kernel echoes it (kernels
+    /// before 6.1 do not; then `None`, and the caller looks it up).
+    pub fn create_veth(
+        &self,
+        name: &str,
+        peer: &str,
+        opts: VethOptions<'_>,
+    ) -> Result<Option<Link>> {
         let op = || format!("failed to create veth {name:?} (peer {peer:?})");
         let mut peer_attrs = RtBuffer::new();
         peer_attrs.push(attr(&op, Ifla::Ifname, peer)?);
         if let Some(mtu) = opts.mtu {
             peer_attrs.push(attr(&op, Ifla::Mtu, mtu)?);
+        }
+        if let Some(mac) = opts.peer_mac {
+            peer_attrs.push(attr(&op, Ifla::Address, Buffer::from(mac.to_vec()))?);
         }
         if let Some(fd) = opts.peer_netns {
             peer_attrs.push(attr(&op, Ifla::NetNsFd, fd.as_raw_fd() as u32)?);
@@ -243,8 +259,24 @@ impl Handle {
         if let Some(mac) = opts.mac {
             attrs.push(attr(&op, Ifla::Address, Buffer::from(mac.to_vec()))?);
         }
+        if let Some(master) = opts.master {
+            attrs.push(attr(&op, Ifla::Master, master as u32)?);
+        }
         attrs.push(linkinfo_with(&op, "veth", Some(serialize(&op, &data)?))?);
-        self.new_link(attrs, &op)
+        let mut msg = IfinfomsgBuilder::default()
+            .ifi_family(RtAddrFamily::Unspecified)
+            .ifi_index(0)
+            .rtattrs(attrs);
+        if opts.up {
+            msg = msg.up();
+        }
+        let msg = msg.build().map_err(|e| Error::new(op(), e.to_string()))?;
+        // NLM_F_ECHO: the kernel sends the new link back, which saves a lookup.
+        let flags = NlmF::CREATE | NlmF::EXCL | NlmF::ACK | NlmF::ECHO;
+        let echoed = self.request(Rtm::Newlink, flags, msg, &op, |p: &Ifinfomsg| {
+            Some(Link::from_msg(p))
+        })?;
+        Ok(echoed.into_iter().find(|l| l.name == name))
     }
 
     /// `ip link add NAME [mtu M] type bridge [vlan_filtering 1]`

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 use weft::cni::result::{CniResult, IpConfig};
 use weft::cni::{CmdArgs, Error, NetConf, Plugin};
-use weft::ipam::allocator::allocate;
+use weft::ipam::allocator::{allocate_with_held, Store};
 use weft::ipam::config::IpamConfig;
 use weft::ipam::resolvconf;
 use weft::ipam::store::DiskStore;
@@ -29,19 +29,22 @@ impl Plugin for HostLocal {
         let mut pending: Vec<IpAddr> = cfg.requested.clone();
         let mut reserved: Vec<IpAddr> = Vec::new();
         let outcome = (|| -> Result<()> {
+            let held = store.get_by_id(&args.container_id, &args.ifname)?;
             for (idx, set) in cfg.ranges.iter().enumerate() {
                 let requested = pending
                     .iter()
                     .position(|ip| set.contains(*ip))
                     .map(|i| pending.remove(i));
+                store.prepare(&args.container_id, &args.ifname)?;
                 let mut locked = store.lock()?;
-                let got = allocate(
+                let got = allocate_with_held(
                     &mut *locked,
                     set,
                     idx,
                     &args.container_id,
                     &args.ifname,
                     requested,
+                    &held,
                 )
                 .map_err(|e| anyhow!("failed to allocate for range {idx}: {e}"))?;
                 reserved.push(got.address.addr());
@@ -75,8 +78,7 @@ impl Plugin for HostLocal {
     fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
         let cfg = IpamConfig::load(conf, &args.args)?;
         let mut store = DiskStore::open(&cfg.data_dir, &cfg.name)?;
-        let mut locked = store.lock()?;
-        locked.release_by_id(&args.container_id, &args.ifname)?;
+        store.release_by_id(&args.container_id, &args.ifname)?;
         Ok(())
     }
 

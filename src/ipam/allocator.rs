@@ -106,6 +106,23 @@ pub fn allocate(
     ifname: &str,
     requested: Option<IpAddr>,
 ) -> Result<Allocation> {
+    let held = store.get_by_id(id, ifname)?;
+    allocate_with_held(store, set, range_id, id, ifname, requested, &held)
+}
+
+/// [`allocate`] with the addresses (id, ifname) already holds looked up by the caller. The disk
+/// store's lookup reads every reservation file, so host-local makes it before taking the lock:
+/// only an ADD for this same attachment could add to that list meanwhile, and the spec forbids
+/// a runtime to run two at once.
+pub fn allocate_with_held(
+    store: &mut dyn Store,
+    set: &RangeSet,
+    range_id: usize,
+    id: &str,
+    ifname: &str,
+    requested: Option<IpAddr>,
+    held: &[IpAddr],
+) -> Result<Allocation> {
     if let Some(ip) = requested {
         let r = set.range_for(ip)?;
         if ip == r.gateway {
@@ -120,7 +137,7 @@ pub fn allocate(
         });
     }
     // The spec forbids two ADDs for one attachment without a DEL between them.
-    for held in store.get_by_id(id, ifname)? {
+    for &held in held {
         if set.contains(held) {
             bail!("{held} has been allocated to {id}, duplicate allocation is not allowed");
         }

@@ -11,6 +11,9 @@
 //! `link(2)`ed to its final name, which fails if the name exists. The name therefore appears
 //! atomically with its full content: a crash never leaves an empty or half-written reservation
 //! that no DEL would match. `last_reserved_ip.<i>` is replaced by rename for the same reason.
+//! The temporary file holds only the owner, not the address, so [`DiskStore::prepare`] writes
+//! and syncs it before the lock is taken: concurrent ADDs then wait for each other's link, not
+//! for each other's disk flush.
 
 use super::allocator::Store;
 use anyhow::{Context, Result};
@@ -39,6 +42,22 @@ pub struct Reservation {
 pub struct DiskStore {
     dir: PathBuf,
     lock: File,
+    /// A synced temporary file holding an owner line, ready to be linked by `reserve`.
+    prepared: Option<Prepared>,
+}
+
+#[derive(Debug)]
+struct Prepared {
+    owner: String,
+    path: PathBuf,
+}
+
+impl Drop for DiskStore {
+    fn drop(&mut self) {
+        if let Some(p) = self.prepared.take() {
+            let _ = fs::remove_file(p.path);
+        }
+    }
 }
 
 /// Holds the network's flock until dropped.
@@ -89,7 +108,11 @@ impl DiskStore {
             .mode(0o600)
             .open(&lock_path)
             .with_context(|| format!("failed to open lock file {lock_path:?}"))?;
-        Ok(DiskStore { dir, lock })
+        Ok(DiskStore {
+            dir,
+            lock,
+            prepared: None,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -111,24 +134,34 @@ impl DiskStore {
         }
     }
 
-    /// Every file that may be a reservation, with its trimmed content.
+    /// Every file that may be a reservation, with its trimmed content. Each file is opened
+    /// relative to the directory and read without a size query: this runs once per ADD and
+    /// DEL over every reservation of the network.
     fn entries(&self) -> Result<Vec<(PathBuf, String, String)>> {
         let mut out = Vec::new();
+        let dir =
+            File::open(&self.dir).with_context(|| format!("failed to open {:?}", self.dir))?;
         let rd =
             fs::read_dir(&self.dir).with_context(|| format!("failed to read {:?}", self.dir))?;
+        let mut buf = Vec::with_capacity(256);
         for entry in rd {
             let Ok(entry) = entry else { continue };
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let os_name = entry.file_name();
+            let name = os_name.to_string_lossy();
             if name == "lock" || name.starts_with(LAST_IP_PREFIX) || name.starts_with(TMP_PREFIX) {
                 continue;
             }
             if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            let Ok(data) = fs::read_to_string(entry.path()) else {
+            buf.clear();
+            if read_at(&dir, &os_name, &mut buf).is_err() {
+                continue;
+            }
+            let Ok(data) = std::str::from_utf8(&buf) else {
                 continue;
             };
-            out.push((entry.path(), name, data.trim().to_string()));
+            out.push((entry.path(), name.into_owned(), data.trim().to_string()));
         }
         Ok(out)
     }
@@ -153,16 +186,38 @@ impl DiskStore {
             .collect())
     }
 
-    /// Removes temporary files left by a writer that died mid-reservation. Reservations are only
-    /// written under the lock, so with the lock held every temporary file is an orphan.
+    /// Writes and syncs the owner file for (id, ifname) ahead of [`Store::reserve`]; call it
+    /// before taking the lock so the disk flush is not made under it.
+    pub fn prepare(&mut self, id: &str, ifname: &str) -> Result<()> {
+        let owner = owner_line(id, ifname);
+        if self.prepared.as_ref().is_some_and(|p| p.owner == owner) {
+            return Ok(());
+        }
+        if let Some(old) = self.prepared.take() {
+            let _ = fs::remove_file(old.path);
+        }
+        let path = self.write_tmp(owner.as_bytes(), true)?;
+        self.prepared = Some(Prepared { owner, path });
+        Ok(())
+    }
+
+    /// Removes temporary files left by a writer that died mid-reservation: those named after a
+    /// process that no longer exists. (A live ADD's prepared file is written outside the lock,
+    /// so holding the lock does not make every temporary file an orphan.)
     pub fn sweep_orphans(&mut self) -> Result<usize> {
         let mut n = 0;
         let rd =
             fs::read_dir(&self.dir).with_context(|| format!("failed to read {:?}", self.dir))?;
         for entry in rd.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX)
-                && fs::remove_file(entry.path()).is_ok()
-            {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TMP_PREFIX)) else {
+                continue;
+            };
+            let writer = rest.split('.').next().and_then(|p| p.parse::<i32>().ok());
+            if writer.is_some_and(process_alive) {
+                continue;
+            }
+            if fs::remove_file(entry.path()).is_ok() {
                 n += 1;
             }
         }
@@ -170,14 +225,35 @@ impl DiskStore {
     }
 
     /// Releases everything held by (id, ifname); if nothing matched, releases legacy id-only
-    /// reservations. Returns how many were released. Call with the lock held.
+    /// reservations. Returns how many were released. Takes the lock itself, and only for the
+    /// removal: reading every reservation file is done before, as only this attachment's own
+    /// ADD (which the spec forbids to run alongside its DEL) could give it another address
+    /// meanwhile. Under the lock each file is read again, since its address may have been
+    /// released and taken by another container since.
     pub fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<usize> {
         self.sweep_orphans()?;
         let entries = self.entries()?;
         let want = owner_line(id, ifname);
-        let mut released = remove_matching(&entries, &want)?;
-        if released == 0 {
-            released = remove_matching(&entries, id.trim())?;
+        let mut owner = want.as_str();
+        let mut owned: Vec<&PathBuf> = matching(&entries, owner);
+        if owned.is_empty() {
+            owner = id.trim();
+            owned = matching(&entries, owner);
+        }
+        if owned.is_empty() {
+            return Ok(0);
+        }
+        let _locked = self.lock()?;
+        let mut released = 0;
+        for path in owned {
+            if !fs::read_to_string(path).is_ok_and(|d| d.trim() == owner) {
+                continue;
+            }
+            match fs::remove_file(path) {
+                Ok(()) => released += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("failed to remove {path:?}")),
+            }
         }
         Ok(released)
     }
@@ -220,6 +296,18 @@ impl DiskStore {
             .join(format!("{TMP_PREFIX}{}.{n}", std::process::id()))
     }
 
+    /// The synced owner file for `owner`: the prepared one unless `fresh`, else a new one.
+    fn owner_file(&mut self, owner: &str, fresh: bool) -> Result<PathBuf> {
+        match self.prepared.take() {
+            Some(p) if p.owner == owner && !fresh => return Ok(p.path),
+            Some(p) => {
+                let _ = fs::remove_file(p.path);
+            }
+            None => {}
+        }
+        self.write_tmp(owner.as_bytes(), true)
+    }
+
     /// Writes `data` to a fresh temporary file in the store, synced to disk if `durable`.
     fn write_tmp(&self, data: &[u8], durable: bool) -> Result<PathBuf> {
         let tmp = self.tmp_path();
@@ -240,41 +328,93 @@ impl DiskStore {
     }
 }
 
-fn remove_matching(entries: &[(PathBuf, String, String)], want: &str) -> Result<usize> {
-    let mut n = 0;
-    for (path, _, data) in entries {
-        if data == want {
-            match fs::remove_file(path) {
-                Ok(()) => n += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("failed to remove {path:?}")),
-            }
+/// Reads the file `name` inside the directory `dir` into `buf`.
+fn read_at(dir: &File, name: &std::ffi::OsStr, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(name.as_bytes())?;
+    // SAFETY: a valid directory fd and a NUL-terminated name; the fd returned is owned below.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let mut f = unsafe { File::from_raw_fd(fd) };
+    let mut chunk = [0u8; 256];
+    loop {
+        match f.read(&mut chunk)? {
+            0 => return Ok(()),
+            n => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    Ok(n)
+}
+
+/// True if a process with this pid exists (EPERM: it exists, owned by someone else).
+fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The paths among `entries` whose content is `want`.
+fn matching<'a>(entries: &'a [(PathBuf, String, String)], want: &str) -> Vec<&'a PathBuf> {
+    entries
+        .iter()
+        .filter(|(_, _, data)| data == want)
+        .map(|(path, _, _)| path)
+        .collect()
 }
 
 impl Store for DiskStore {
     fn reserve(&mut self, id: &str, ifname: &str, ip: IpAddr, range_id: usize) -> Result<bool> {
-        let tmp = self.write_tmp(owner_line(id, ifname).as_bytes(), true)?;
+        let owner = owner_line(id, ifname);
         let target = self.dir.join(ip.to_string());
-        let linked = fs::hard_link(&tmp, &target);
-        let _ = fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(e).with_context(|| format!("failed to reserve {ip}")),
+        let mut fresh = false;
+        loop {
+            let tmp = self.owner_file(&owner, fresh)?;
+            match fs::hard_link(&tmp, &target) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&tmp);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Taken: keep the owner file for the next candidate.
+                    self.prepared = Some(Prepared { owner, path: tmp });
+                    return Ok(false);
+                }
+                // The prepared file was swept as an orphan (by a writer in another pid
+                // namespace, which cannot see this process): write it again, once.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !fresh => fresh = true,
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e).with_context(|| format!("failed to reserve {ip}"));
+                }
+            }
         }
         // The round-robin pointer is only a hint (an unreadable one restarts from the range
-        // start), so it is replaced atomically but not synced.
-        let last = self.write_tmp(ip.to_string().as_bytes(), false);
-        let last = last.and_then(|tmp| {
-            let dst = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
-            fs::rename(&tmp, &dst).map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                anyhow::Error::new(e).context(format!("failed to write {dst:?}"))
-            })
-        });
+        // start), so it is rewritten in place, as Go does, rather than replaced: no reader sees
+        // it half-written under the lock, and a fresh inode per ADD is what the store's
+        // filesystem pays most for under concurrent ADDs.
+        let dst = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
+        let last = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&dst)
+            .and_then(|mut f| f.write_all(ip.to_string().as_bytes()))
+            .with_context(|| format!("failed to write {dst:?}"));
         if let Err(e) = last {
             // Keep the store as it was: without the pointer the reservation is still valid, but
             // the caller sees an error and must not be left holding an address it won't use.
@@ -331,7 +471,11 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names.len(), 3, "no temporary files left: {names:?}");
+        // The losing reservation keeps its synced owner file for its next candidate, until
+        // the store is dropped.
+        let held = s.prepared.as_ref().map(|p| p.path.clone()).unwrap();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(held.exists());
         let v6: IpAddr = "2001:db8:1::2".parse().unwrap();
         assert!(s.reserve("dummy", "eth0", v6, 1).unwrap());
         assert!(dir.join("2001:db8:1::2").exists());
@@ -339,6 +483,15 @@ mod tests {
         assert!(s.has_id("dummy", "eth0").unwrap());
         assert_eq!(s.release_by_id("dummy", "eth0").unwrap(), 2);
         assert!(!s.has_id("dummy", "eth0").unwrap());
+        drop(s);
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with(TMP_PREFIX)),
+            "no temporary files left: {names:?}"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -347,8 +500,13 @@ mod tests {
         let root = tempdir("orphan");
         let mut s = DiskStore::open(&root, "n").unwrap();
         // What a writer killed between writing and linking leaves behind.
-        let orphan = s.dir().join(format!("{TMP_PREFIX}4242.0"));
+        // (pid_max is at most 2^22, so no process has this pid.)
+        let orphan = s.dir().join(format!("{TMP_PREFIX}999999999.0"));
         fs::write(&orphan, "dead\r\neth0").unwrap();
+        // A live writer's prepared file is not an orphan, lock or no lock.
+        let mut live = DiskStore::open(&root, "n").unwrap();
+        live.prepare("alive", "eth0").unwrap();
+        let prepared = live.prepared.as_ref().unwrap().path.clone();
         assert!(
             s.reservations().unwrap().is_empty(),
             "an orphan is no reservation"
@@ -356,6 +514,19 @@ mod tests {
         assert!(s.get_by_id("dead", "eth0").unwrap().is_empty());
         s.release_by_id("someone", "eth0").unwrap();
         assert!(!orphan.exists());
+        assert!(prepared.exists());
+        // Removed under it anyway (a sweeper in another pid namespace): written again.
+        fs::remove_file(&prepared).unwrap();
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        assert!(live.reserve("alive", "eth0", ip, 0).unwrap());
+        assert_eq!(live.get_by_id("alive", "eth0").unwrap(), [ip]);
+        drop(live);
+        let left: Vec<_> = fs::read_dir(s.dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         fs::remove_dir_all(&root).unwrap();
     }
 

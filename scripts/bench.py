@@ -316,7 +316,7 @@ def run_attach(scen):
 def run_many(impl, command, round_, jobs):
     """Runs the bridge plugin for every (cid, netns) in jobs, CONC at a time, in the impl's tp host.
     Returns (total s, [(ns, rss)] per job in job order, [stdout] per job)."""
-    d = os.path.join(tmp, "tp", f"{impl.lower()}-{round_}-{command}")
+    d = os.path.join(os.environ.get("BENCH_OUT_DIR", os.path.join(tmp, "tp")), f"{impl.lower()}-{round_}-{command}")
     os.makedirs(d)
     conf_file, jobs_file = os.path.join(d, "conf.json"), os.path.join(d, "jobs")
     with open(conf_file, "wb") as f:

@@ -72,7 +72,7 @@ impl Handle {
             .ifa_family(RtAddrFamily::Unspecified)
             .ifa_prefixlen(0)
             .ifa_scope(RtScope::Universe)
-            .ifa_index(0)
+            .ifa_index(index.unwrap_or(0))
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
         self.request(Rtm::Getaddr, NlmF::DUMP, msg, &op, |p: &Ifaddrmsg| {

@@ -140,6 +140,10 @@ impl Handle {
             .map_err(|e| Error::new("open rtnetlink socket", e.to_string()))?;
         // Errors then echo only the failed request's header, not the whole request.
         let _ = socket.enable_ext_ack(true);
+        // The kernel then honours dump filters (an address dump for one link lists that link
+        // only, not every address of the namespace) and rejects malformed requests instead of
+        // guessing. Kernels before 4.20 lack it; callers filter the answers themselves too.
+        let _ = socket.enable_strict_checking(true);
         Ok(Handle {
             socket,
             state: Mutex::new(Exchange {

@@ -256,4 +256,33 @@ fn failures_roll_back_and_del_tolerates_missing_state() {
     assert_eq!(msg, "no plugin name provided");
     site.run("ptp", &ptp_env(&site, "DEL", "never", &ctr), &conf)
         .ok();
+    // IPAM failure (the only address of a /30 is taken): no veth pair is left, and the first
+    // pod's reservation stays. (The DEL above took the pre-made ptp0.)
+    assert_eq!(ctr.link_names(), ["lo"]);
+    let tiny = ptp_conf(
+        &site,
+        "1.0.0",
+        json!({"ipam": {"type": "host-local", "subnet": "10.9.9.0/30"}}),
+    );
+    let other = Netns::new("pfo");
+    site.run("ptp", &ptp_env(&site, "ADD", "first", &other), &tiny)
+        .ok();
+    let msg = site
+        .run("ptp", &ptp_env(&site, "ADD", "second", &ctr), &tiny)
+        .err(999);
+    assert!(
+        msg.contains("no IP addresses available in range set"),
+        "{msg}"
+    );
+    assert_eq!(ctr.link_names(), ["lo"]);
+    assert_eq!(site.reserved(), ["10.9.9.2"]);
+    assert_eq!(
+        site.host.link_names().len(),
+        2,
+        "lo and the first pod's veth"
+    );
+    site.run("ptp", &ptp_env(&site, "DEL", "first", &other), &tiny)
+        .ok();
+    assert!(site.reserved().is_empty());
+    assert_eq!(site.host.link_names(), ["lo"]);
 }

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -413,6 +414,37 @@ def spawn_floor():
     return floor
 
 
+def veth_delete_floor():
+    """The kernel's own cost of deleting a bridge-port veth pair, which every DEL pays: a
+    launcher-timed `ip link del` minus `ip link show` of the same link (same exec and set-up
+    cost), in a namespace of its own. Returns the medians (del ns, show ns)."""
+    ns = f"{prefix}floor"
+    ip("netns", "add", ns)
+
+    def in_ns(*lines):
+        r = subprocess.run(["ip", "-n", ns, "-batch", "-"], input="".join(l + "\n" for l in lines),
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"ip -n {ns} -batch failed: {r.stderr.strip()}")
+
+    in_ns("link set lo up", "link add flbr0 type bridge", "link set flbr0 up")
+    ip_bin = shutil.which("ip")
+    timed = {"del": [], "show": []}
+    for _ in range(min(n, 60)):
+        in_ns("link add flv0 type veth peer name flv1", "link set flv1 master flbr0 up",
+              "link set flv0 up")
+        for what, argv in (("show", ["link", "show", "dev", "flv0"]), ("del", ["link", "del", "dev", "flv0"])):
+            r, w = os.pipe()
+            subprocess.run([launcher, "one", str(w), "-", ip_bin, "-n", ns, *argv], check=True,
+                           pass_fds=(w,), stdout=subprocess.DEVNULL)
+            os.close(w)
+            wall, _, status = os.read(r, 4096).split()[:3]
+            os.close(r)
+            check(status == b"0", f"ip {' '.join(argv)} in {ns} failed")
+            timed[what].append(int(wall))
+    ip("netns", "del", ns)
+    return statistics.median(timed["del"]), statistics.median(timed["show"])
+
+
 t_start = time.monotonic()
 phase_secs = {}
 try:
@@ -423,6 +455,7 @@ try:
         fn()
         phase_secs[name] = time.monotonic() - t
     floor = spawn_floor()
+    del_floor = veth_delete_floor()
 except BenchError as e:
     print(f"bench.sh: FAILED: {e}", file=sys.stderr)
     sys.exit(1)
@@ -489,11 +522,22 @@ def verdict(ok):
     return "**met**" if ok else "**NOT met**"
 
 
-lat_ok = [(op, r) for op, r in ratios if r <= 1 / 3]
-lat_bad = [(op, r) for op, r in ratios if r > 1 / 3]
-md.append(f"Goal: weft median latency at most 1/3 of Go's (weft/Go <= 0.33): "
-          f"{verdict(not lat_bad)} ({len(lat_ok)} of {len(ratios)} ops)"
+# The goal is set for the attachment plugins; loopback and host-local are shown for reference.
+goal_ops = [(op, r) for op, r in ratios if op.startswith((LAT_LABEL["br"], LAT_LABEL["pt"]))]
+lat_ok = [(op, r) for op, r in goal_ops if r <= 1 / 3]
+lat_bad = [(op, r) for op, r in goal_ops if r > 1 / 3]
+md.append(f"Goal: weft median latency at most 1/3 of Go's (weft/Go <= 0.33) for bridge and ptp: "
+          f"{verdict(not lat_bad)} ({len(lat_ok)} of {len(goal_ops)} ops)"
           + (f"; missed by: {', '.join(f'{op} {r:.2f}' for op, r in lat_bad)}" if lat_bad else "") + ".")
+md.append("")
+kernel_del = del_floor[0] - del_floor[1]
+go_del = [statistics.median(s[0] for s in samples[(LAT_LABEL[sc], "DEL", "Go")]) for sc in ("br", "pt")]
+md.append(f"DEL floor: the kernel's own deletion of a bridge-port veth pair (launcher-timed `ip link del` "
+          f"minus `ip link show` of the same link, {min(n, 60)} runs) takes {ms(kernel_del)} ms median here, "
+          f"in rcu_barrier() once RTNL is released. A third of Go's median bridge and ptp DEL is "
+          f"{ms(go_del[0] / 3)} and {ms(go_del[1] / 3)} ms"
+          + (": below the floor, so no plugin that deletes the link before it returns can reach 1/3 on DEL."
+             if max(go_del) / 3 < kernel_del else "."))
 md.append("")
 tp_parts = []
 all_tp = True
@@ -514,8 +558,8 @@ md.append(f"How: latency is fork to wait4 in a static C launcher (scripts/bench-
           f"directory; bridge config as flannel delegates it (isGateway, isDefaultGateway, hairpinMode, "
           f"mtu 1450, no ipMasq); ptp with a default route, no ipMasq. Throughput: rounds weft, Go, Go, "
           f"weft, each {pods} ADDs then {pods} DELs with {conc} in flight (namespaces made beforehand, "
-          f"one untimed ADD+DEL first), pods/s = pods over first-fork-to-last-reap time summed over both "
-          f"rounds; checked after ADD ({pods} distinct IPs, each pod's eth0 has its address, {pods} host "
+          f"one untimed ADD+DEL first; the launcher's per-pod stdout/stderr files on tmpfs), pods/s = pods "
+          f"over first-fork-to-last-reap time summed over both rounds; checked after ADD ({pods} distinct IPs, each pod's eth0 has its address, {pods} host "
           f"veths and reservations) and after DEL (no host veth, reservation or eth0 left).")
 md.append("")
 

@@ -122,9 +122,17 @@ impl Handle {
         self.request(Rtm::Getlink, NlmF::DUMP, msg, op, each)
     }
 
-    fn set_port_flag(&self, index: i32, ty: u16, on: bool, op: &dyn Fn() -> String) -> Result<()> {
+    /// Sets IFLA_BRPORT_* flags of port `index` in one request.
+    fn set_port_flag_list(
+        &self,
+        index: i32,
+        flags: &[(u16, bool)],
+        op: &dyn Fn() -> String,
+    ) -> Result<()> {
         let mut info = RtBuffer::<u16, Buffer>::new();
-        info.push(attr(op, ty, u8::from(on))?);
+        for &(ty, on) in flags {
+            info.push(attr(op, ty, u8::from(on))?);
+        }
         let mut attrs = RtBuffer::new();
         attrs.push(attr(op, nested(Ifla::Protinfo), info)?);
         let msg = ifinfo(af_bridge(), index, attrs, op)?;
@@ -137,25 +145,23 @@ impl Handle {
         let op = || {
             format!("failed to set hairpin {hairpin} isolated {isolated} on bridge port {index}")
         };
-        let mut info = RtBuffer::<u16, Buffer>::new();
-        info.push(attr(&op, IFLA_BRPORT_MODE, u8::from(hairpin))?);
-        info.push(attr(&op, IFLA_BRPORT_ISOLATED, u8::from(isolated))?);
-        let mut attrs = RtBuffer::new();
-        attrs.push(attr(&op, nested(Ifla::Protinfo), info)?);
-        let msg = ifinfo(af_bridge(), index, attrs, &op)?;
-        self.ack(Rtm::Setlink, NlmF::empty(), msg, &op)
+        let flags = [
+            (IFLA_BRPORT_MODE, hairpin),
+            (IFLA_BRPORT_ISOLATED, isolated),
+        ];
+        self.set_port_flag_list(index, &flags, &op)
     }
 
     /// `bridge link set dev INDEX hairpin on|off` (EOPNOTSUPP if the link is not a bridge port)
     pub fn set_port_hairpin(&self, index: i32, on: bool) -> Result<()> {
         let op = || format!("failed to set hairpin {on} on bridge port {index}");
-        self.set_port_flag(index, IFLA_BRPORT_MODE, on, &op)
+        self.set_port_flag_list(index, &[(IFLA_BRPORT_MODE, on)], &op)
     }
 
     /// `bridge link set dev INDEX isolated on|off` (EOPNOTSUPP if the link is not a bridge port)
     pub fn set_port_isolated(&self, index: i32, on: bool) -> Result<()> {
         let op = || format!("failed to set isolated {on} on bridge port {index}");
-        self.set_port_flag(index, IFLA_BRPORT_ISOLATED, on, &op)
+        self.set_port_flag_list(index, &[(IFLA_BRPORT_ISOLATED, on)], &op)
     }
 
     /// `bridge -d link show dev INDEX`: not found (ENODEV) if the link is not a bridge port.

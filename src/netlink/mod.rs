@@ -186,9 +186,13 @@ impl Handle {
         let mut out = std::io::Cursor::new(Vec::with_capacity(hdr.padded_size()));
         hdr.to_bytes(&mut out)
             .map_err(|e| Error::new(op(), e.to_string()))?;
-        self.socket
-            .send(out.get_ref(), Msg::empty())
-            .map_err(|e| Error::new(op(), e.to_string()))?;
+        loop {
+            match self.socket.send(out.get_ref(), Msg::empty()) {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::new(op(), e.to_string())),
+            }
+        }
 
         // A dump ends with NLMSG_DONE, a request with NLM_F_ACK with the ack (an error
         // message with errno 0); a plain get is answered by one message.
@@ -196,10 +200,12 @@ impl Handle {
         let ack = flags.contains(NlmF::ACK);
         let mut found = Vec::new();
         loop {
-            let (n, _) = self
-                .socket
-                .recv(&mut buf[..], Msg::empty())
-                .map_err(|e| Error::new(op(), e.to_string()))?;
+            let n = match self.socket.recv(&mut buf[..], Msg::empty()) {
+                Ok((n, _)) => n,
+                // A signal handler without SA_RESTART ran; the answer is still coming.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::new(op(), e.to_string())),
+            };
             let mut rest = &buf[..n];
             if rest.is_empty() {
                 return Err(Error::new(op(), "netlink socket closed"));

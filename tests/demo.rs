@@ -351,8 +351,18 @@ fn demo_ctrl_c_tears_everything_down() {
     use std::os::unix::process::CommandExt;
     let demo = Demo::new();
     // Its own process group, as a shell in a terminal gives it: Ctrl-C = SIGINT to the group.
-    let child = demo
-        .command(&[("BACKEND", "vxlan")])
+    let mut cmd = demo.command(&[("BACKEND", "vxlan")]);
+    // SAFETY: signal() is async-signal-safe, and the closure touches nothing else. A terminal's
+    // shell starts commands with SIGINT at its default; the test harness may have inherited it
+    // ignored (a CI script started with `&`), and a non-interactive bash cannot trap a signal
+    // ignored on entry, so the demo would never see the Ctrl-C.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = cmd
         .arg(weft())
         .process_group(0)
         .stdout(Stdio::piped())

@@ -59,10 +59,13 @@ def nspath(name):
     return f"/run/netns/{name}"
 
 
-# ---- namespaces, all made before anything is timed ----------------------------------------------
+# ---- namespaces, made before each phase is timed and removed after it -----------------------------
 # Container namespaces: one per (scenario, iteration, implementation), fresh for every scenario;
 # the throughput run has its own PODS per implementation (reused by that implementation's rounds,
-# checked clean after every DEL). One "host" namespace per (scenario, implementation).
+# checked clean after every DEL). One "host" namespace per (scenario, implementation). Only the
+# running phase's namespaces exist: every namespace alive on the machine lengthens the kernel's
+# /proc/sys lookups of names they share (eth0, lo), which every ADD makes, and a node does not
+# keep 2000 idle ones.
 def lat_ns(scen, impl, i):
     return f"{prefix}{scen}-{IMPL_TAG[impl]}{i}"
 
@@ -75,21 +78,33 @@ def host_ns(scen, impl):
     return f"{prefix}host-{scen}-{IMPL_TAG[impl]}"
 
 
-def make_namespaces():
+def phase_namespaces(phase):
+    """The namespaces one phase uses: "simple" (loopback, host-local), "br", "pt" or "tp"."""
     names = []
     for impl in impls:
-        for scen in ("lo", "br", "pt"):
-            names += [lat_ns(scen, impl, i) for i in range(total)]
-        names += [tp_ns(impl, k) for k in range(pods)]
-        names += [host_ns(scen, impl) for scen in ("br", "pt", "tp")]
-    log(f"creating {len(names)} network namespaces {prefix}*")
+        if phase == "simple":
+            names += [lat_ns("lo", impl, i) for i in range(total)]
+        elif phase == "tp":
+            names += [tp_ns(impl, k) for k in range(pods)] + [host_ns("tp", impl)]
+        else:
+            names += [lat_ns(phase, impl, i) for i in range(total)] + [host_ns(phase, impl)]
+    return names
+
+
+def make_namespaces(phase):
+    names = phase_namespaces(phase)
+    log(f"creating {len(names)} network namespaces for {phase}")
     t = time.monotonic()
     ip_batch([f"netns add {x}" for x in names])
     log(f"  ... in {time.monotonic() - t:.1f} s")
     # lo up in the hosts, as on a real node (the plugins do not need it).
     for impl in impls:
-        for scen in ("br", "pt", "tp"):
-            ip("-n", host_ns(scen, impl), "link", "set", "lo", "up")
+        if phase != "simple":
+            ip("-n", host_ns(phase, impl), "link", "set", "lo", "up")
+
+
+def drop_namespaces(phase):
+    ip_batch([f"netns del {x}" for x in phase_namespaces(phase)])
 
 
 # ---- configurations ------------------------------------------------------------------------------
@@ -448,12 +463,15 @@ def veth_delete_floor():
 t_start = time.monotonic()
 phase_secs = {}
 try:
-    make_namespaces()
-    for name, fn in (("loopback, host-local", run_simple), ("bridge", lambda: run_attach("br")),
-                     ("ptp", lambda: run_attach("pt")), ("throughput", run_throughput)):
+    for name, phase, fn in (("loopback, host-local", "simple", run_simple),
+                            ("bridge", "br", lambda: run_attach("br")),
+                            ("ptp", "pt", lambda: run_attach("pt")),
+                            ("throughput", "tp", run_throughput)):
+        make_namespaces(phase)
         t = time.monotonic()
         fn()
         phase_secs[name] = time.monotonic() - t
+        drop_namespaces(phase)
     floor = spawn_floor()
     del_floor = veth_delete_floor()
 except BenchError as e:

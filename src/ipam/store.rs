@@ -10,7 +10,7 @@
 //! Crash safety (beyond Go's): a reservation is written to a temporary file, synced, then
 //! `link(2)`ed to its final name, which fails if the name exists. The name therefore appears
 //! atomically with its full content: a crash never leaves an empty or half-written reservation
-//! that no DEL would match. `last_reserved_ip.<i>` is replaced by rename for the same reason.
+//! that no DEL would match. `last_reserved_ip.<i>` is only a hint and is rewritten in place.
 //! The temporary file holds only the owner, not the address, so [`DiskStore::prepare`] writes
 //! and syncs it before the lock is taken: concurrent ADDs then wait for each other's link, not
 //! for each other's disk flush.
@@ -190,13 +190,7 @@ impl DiskStore {
     /// before taking the lock so the disk flush is not made under it.
     pub fn prepare(&mut self, id: &str, ifname: &str) -> Result<()> {
         let owner = owner_line(id, ifname);
-        if self.prepared.as_ref().is_some_and(|p| p.owner == owner) {
-            return Ok(());
-        }
-        if let Some(old) = self.prepared.take() {
-            let _ = fs::remove_file(old.path);
-        }
-        let path = self.write_tmp(owner.as_bytes(), true)?;
+        let path = self.owner_file(&owner, false)?;
         self.prepared = Some(Prepared { owner, path });
         Ok(())
     }

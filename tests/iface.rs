@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use std::os::fd::AsFd;
 use weft::cni::result::{CniResult, Interface, IpConfig, Route};
+use weft::iface::unregister::peer_in_this_namespace;
 use weft::iface::{configure_iface, delete_link_collect_addrs, ensure_addr, setup_veth};
 
 fn global_addrs(ns: &Netns, dev: &str) -> Vec<String> {
@@ -171,8 +172,48 @@ fn veth_pair_names_mac_and_deletion() {
     );
     ch.add_address(pair.container.index, "10.1.2.5/24".parse().unwrap())
         .unwrap();
-    let addrs = delete_link_collect_addrs(&ch, "eth0").unwrap();
+    // From the test's own namespace the peer is out of sight: the deletion waits for the kernel.
+    let addrs = delete_link_collect_addrs(ch, "eth0").unwrap();
     assert_eq!(addrs, ["10.1.2.5/24".parse().unwrap()]);
     assert_eq!(ctr.link_names(), ["lo"]);
-    assert!(delete_link_collect_addrs(&ch, "eth0").unwrap().is_empty());
+    assert_eq!(host.link_names(), ["lo"]);
+    let (_, ch) = ctr.handle();
+    assert!(delete_link_collect_addrs(ch, "eth0").unwrap().is_empty());
+}
+
+#[test]
+fn veth_deletion_seen_from_the_peers_namespace() {
+    let (host, ctr, other) = (Netns::new("vdh"), Netns::new("vdc"), Netns::new("vdo"));
+    let (hn, hh) = host.handle();
+    let (cn, ch) = ctr.handle();
+    let (on, _) = other.handle();
+    hh.create_bridge("br0", None, false).unwrap();
+    let br = hh.link_by_name("br0").unwrap();
+    let pair = setup_veth(&hh, &ch, cn.as_fd(), "eth0", None, None, Some(br.index)).unwrap();
+    ch.add_address(pair.container.index, "10.1.2.5/24".parse().unwrap())
+        .unwrap();
+    let peer_index = |ns: &weft::netns::NetNs| {
+        ns.run(|| Ok(peer_in_this_namespace(&pair.container).map(|l| l.index)))
+            .unwrap()
+    };
+    assert_eq!(peer_index(&hn), Some(pair.host.index));
+    assert_eq!(peer_index(&on), None);
+    assert_eq!(peer_index(&cn), None, "eth0's own namespace holds no peer");
+
+    // Run from the host side, as bridge DEL runs: it returns on the peer's RTM_DELLINK, and by
+    // then both ends are gone and the bridge has no port left.
+    let addrs = hn.run(|| delete_link_collect_addrs(ch, "eth0")).unwrap();
+    assert_eq!(addrs, ["10.1.2.5/24".parse().unwrap()]);
+    assert_eq!(ctr.link_names(), ["lo"]);
+    assert_eq!(host.link_names(), ["br0", "lo"]);
+    assert_eq!(
+        host.ipj(&["link", "show", "master", "br0"]),
+        serde_json::json!([])
+    );
+    // Gone already: nothing to delete, no error.
+    let (_, ch) = ctr.handle();
+    assert!(hn
+        .run(|| delete_link_collect_addrs(ch, "eth0"))
+        .unwrap()
+        .is_empty());
 }

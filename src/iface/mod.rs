@@ -1,13 +1,14 @@
 //! Container interface plumbing shared by the bridge and ptp plugins: the veth pair
-//! ([`veth`]), applying a result's addresses and routes inside the container ([`configure`]),
-//! and gateway addresses on host devices ([`gateway`]).
+//! ([`veth`]) and its deletion ([`unregister`]), applying a result's addresses and routes inside
+//! the container ([`configure`]), and gateway addresses on host devices ([`gateway`]).
 //!
-//! Netlink work is done from the calling thread with handles opened in each namespace; only
-//! /proc/sys writes for the container run on a thread inside it (see [`crate::netns`]).
+//! Netlink work is done from the calling thread with handles opened in each namespace; /proc/sys
+//! writes for the container switch the calling thread into it and back (see [`crate::netns`]).
 
 pub mod check;
 pub mod configure;
 pub mod gateway;
+pub mod unregister;
 pub mod veth;
 
 pub use configure::configure_iface;

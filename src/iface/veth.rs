@@ -97,7 +97,7 @@ pub fn setup_veth(
 
 /// `ip link del IFNAME`, returning the global unicast addresses it had (for masquerade
 /// teardown). A missing link is not an error: the addresses are then empty.
-pub fn delete_link_collect_addrs(h: &Handle, ifname: &str) -> Result<Vec<IpNet>> {
+pub fn delete_link_collect_addrs(h: Handle, ifname: &str) -> Result<Vec<IpNet>> {
     let link = match h.link_by_name(ifname) {
         Ok(l) => l,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
@@ -109,7 +109,7 @@ pub fn delete_link_collect_addrs(h: &Handle, ifname: &str) -> Result<Vec<IpNet>>
         .map(|a| a.addr)
         .filter(is_global_unicast)
         .collect();
-    match h.delete_link(link.index) {
+    match super::unregister::delete_link(h, &link) {
         Ok(()) => Ok(addrs),
         Err(e) if e.is_not_found() => Ok(addrs),
         Err(e) => Err(anyhow!(e).context(format!("failed to delete {ifname:?}"))),
@@ -121,7 +121,7 @@ pub fn delete_link_collect_addrs(h: &Handle, ifname: &str) -> Result<Vec<IpNet>>
 /// with it, so that is success with no addresses.
 pub fn delete_container_link(netns_path: &str, ifname: &str) -> Result<Vec<IpNet>> {
     match netns::open_container(netns_path) {
-        Ok(ns) => delete_link_collect_addrs(&Handle::open_in(&ns)?, ifname),
+        Ok(ns) => delete_link_collect_addrs(Handle::open_in(&ns)?, ifname),
         Err(e) if netns::is_not_found(&e) => Ok(Vec::new()),
         Err(e) => Err(e),
     }

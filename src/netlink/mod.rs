@@ -7,6 +7,7 @@
 
 mod addr;
 mod bridge_port;
+mod events;
 mod link;
 mod neigh;
 mod route;
@@ -14,6 +15,7 @@ mod vxlan;
 
 pub use addr::{Address, IFA_F_DADFAILED, IFA_F_TENTATIVE};
 pub use bridge_port::{BridgePort, PortVlan};
+pub use events::LinkEvents;
 pub use link::{format_mac, parse_mac, Link, VethOptions};
 pub use neigh::{IpFamily, Neighbour};
 pub use route::{Route, MAIN_TABLE, SCOPE_NOWHERE};
@@ -151,6 +153,11 @@ impl Handle {
                 buf: vec![0; RECV_BUF],
             }),
         })
+    }
+
+    /// The socket's descriptor, for a forked child that keeps only it.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.socket)
     }
 
     /// Opens a socket inside `ns`.

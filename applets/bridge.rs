@@ -14,7 +14,7 @@ use weft::cni::result::{CniResult, Interface};
 use weft::cni::{CmdArgs, Command, NetConf, Plugin};
 use weft::firewall::{masq, spoofcheck};
 use weft::iface::{self, check};
-use weft::netlink::{Handle, Link};
+use weft::netlink::{Handle, Link, IPV4_DEVCONF_ARP_NOTIFY};
 use weft::netns;
 use weft::sysctl;
 use weft::undo::Undo;
@@ -98,9 +98,10 @@ impl Plugin for Bridge {
                 } else {
                     let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
                 }
-                let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
                 Ok(())
             })?;
+            // Before the link comes up, so the kernel announces its addresses then.
+            let _ = cont.set_ipv4_conf(pair.container.index, IPV4_DEVCONF_ARP_NOTIFY, 1);
             iface::configure_iface(&ns, &cont, &pair.container, &result)?;
             if bc.is_gateway {
                 let gw_link = if bc.vlan != 0 && !(gateways.v4.is_empty() && gateways.v6.is_empty())
@@ -121,7 +122,7 @@ impl Plugin for Bridge {
                     iface::ensure_addr(&host, &gw_link, *gw, bc.force_address)
                         .context("failed to set bridge addr")?;
                 }
-                sysctl::enable_forwarding(!gateways.v4.is_empty(), !gateways.v6.is_empty())
+                sysctl::enable_forwarding(&host, !gateways.v4.is_empty(), !gateways.v6.is_empty())
                     .context("failed to enable forwarding")?;
             }
             if bc.ip_masq {

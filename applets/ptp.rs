@@ -37,7 +37,7 @@ impl Plugin for Ptp {
         }
         let v4 = ipam.ips.iter().any(|i| i.address.addr().is_ipv4());
         let v6 = ipam.ips.iter().any(|i| i.address.addr().is_ipv6());
-        sysctl::enable_forwarding(v4, v6).context("Could not enable IP forwarding")?;
+        sysctl::enable_forwarding(&host, v4, v6).context("Could not enable IP forwarding")?;
 
         let pair = iface::setup_veth(&host, &cont, ns.as_fd(), &args.ifname, pc.mtu, None, None)?;
         let (cont_ref, cont_index) = (&cont, pair.container.index);

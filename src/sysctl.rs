@@ -3,6 +3,7 @@
 //! [`crate::netns::NetNs::run`] lands in that namespace. Names use `/` (`net/ipv4/ip_forward`)
 //! because interface names may contain dots (`cni0.100`).
 
+use crate::netlink::Handle;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -20,7 +21,13 @@ pub fn get(name: &str) -> Result<String> {
 /// `sysctl -w NAME=VALUE`.
 pub fn set(name: &str, value: &str) -> Result<()> {
     let p = path(name);
-    std::fs::write(&p, value).with_context(|| format!("failed to write {value:?} to {p:?}"))
+    // No O_CREAT: the name must exist, and its last component can then be looked up without
+    // the directory lock.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()))
+        .with_context(|| format!("failed to write {value:?} to {p:?}"))
 }
 
 /// Writes only when the value differs, so a read-only /proc/sys that already holds the wanted
@@ -33,12 +40,17 @@ pub fn ensure(name: &str, value: &str) -> Result<()> {
 }
 
 /// Turns on IPv4 and/or IPv6 forwarding, as the reference plugins' forwarding helper does.
-pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
-    if v4 {
-        ensure("net/ipv4/ip_forward", "1")?;
-    }
-    if v6 {
-        ensure("net/ipv6/conf/all/forwarding", "1")?;
+/// `h` (a handle in the same namespace) reads the current setting first: on a node with many
+/// pods a /proc/sys/net lookup walks a dentry per namespace, and forwarding is almost always
+/// on already.
+pub fn enable_forwarding(h: &Handle, v4: bool, v6: bool) -> Result<()> {
+    for (wanted, ipv6, name) in [
+        (v4, false, "net/ipv4/ip_forward"),
+        (v6, true, "net/ipv6/conf/all/forwarding"),
+    ] {
+        if wanted && !h.forwarding(ipv6).unwrap_or(false) {
+            ensure(name, "1")?;
+        }
     }
     Ok(())
 }

@@ -319,3 +319,51 @@ fn addresses_and_routes() {
         .unwrap();
     assert!(!ns.ip(&["addr", "show", "wt-r0"]).contains("10.9.0.2"));
 }
+
+/// The kernel settings read and written over netlink instead of /proc/sys agree with what
+/// /proc/sys shows in the same namespace.
+#[test]
+fn settings_over_netlink_match_proc_sys() {
+    let ns = Netns::new("nlset");
+    let (n, h) = ns.handle();
+    let sysctl = |name: &str| ns.exec(&["sysctl", "-n", name]).1.trim().to_string();
+    for (v4, v6) in [("0", "1"), ("1", "0")] {
+        ns.exec(&["sysctl", "-qw", &format!("net.ipv4.ip_forward={v4}")]);
+        ns.exec(&[
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.all.forwarding={v6}"),
+        ]);
+        assert_eq!(h.forwarding(false).unwrap(), v4 == "1");
+        assert_eq!(h.forwarding(true).unwrap(), v6 == "1");
+    }
+    // Forwarding turned on where it was off, and left alone where it was on.
+    n.run(|| weft::sysctl::enable_forwarding(&h, true, true))
+        .unwrap();
+    assert_eq!(
+        (
+            sysctl("net.ipv4.ip_forward"),
+            sysctl("net.ipv6.conf.all.forwarding")
+        ),
+        ("1".into(), "1".into())
+    );
+
+    h.create_bridge("br0", None, false).unwrap();
+    let br = h.link_by_name("br0").unwrap();
+    assert_eq!(br.ipv6_accept_ra, Some(1));
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.br0.accept_ra=0"]);
+    assert_eq!(h.link_by_index(br.index).unwrap().ipv6_accept_ra, Some(0));
+    ns.exec(&["sysctl", "-qw", "net.ipv6.conf.br0.disable_ipv6=1"]);
+    assert_eq!(h.link_by_index(br.index).unwrap().ipv6_accept_ra, Some(0));
+
+    assert_eq!(sysctl("net.ipv4.conf.br0.arp_notify"), "0");
+    h.set_ipv4_conf(br.index, weft::netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)
+        .unwrap();
+    assert_eq!(sysctl("net.ipv4.conf.br0.arp_notify"), "1");
+    // Set for this link only, not as the namespace's default.
+    assert_eq!(sysctl("net.ipv4.conf.default.arp_notify"), "0");
+    let e = h
+        .set_ipv4_conf(br.index + 1000, weft::netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+}

@@ -40,8 +40,11 @@ pub fn ensure_bridge(h: &Handle, conf: &BridgeConf) -> Result<Link> {
         h.set_link_promisc(br.index, true)
             .with_context(|| format!("could not set promiscuous mode on {name:?}"))?;
     }
-    // Errors ignored as the reference does: missing when IPv6 is off.
-    let _ = sysctl::set(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
+    // Errors ignored as the reference does: missing when IPv6 is off. The lookup reports the
+    // setting, which spares every later ADD the /proc/sys walk (see Handle::set_ipv4_conf).
+    if br.ipv6_accept_ra != Some(0) {
+        let _ = sysctl::set(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
+    }
     if br.up && (br.promisc || !conf.promisc_mode) {
         return Ok(br);
     }

@@ -1,6 +1,6 @@
 //! Links: look up, dump, create (veth, bridge), set up/down, MTU, MAC, master, delete.
 
-use super::{attr, Error, Handle, Result};
+use super::{attr, raw_attrs, Error, Handle, Result};
 use neli::consts::nl::NlmF;
 use neli::consts::rtnl::{Iff, Ifla, IflaInfo, RtAddrFamily, Rtm};
 use neli::rtnl::{Ifinfomsg, IfinfomsgBuilder, Rtattr};
@@ -13,6 +13,15 @@ const VETH_INFO_PEER: u16 = 1;
 const IFLA_BR_VLAN_FILTERING: u16 = 7;
 /// `IF_OPER_UP` from RFC 2863 as the kernel reports it in IFLA_OPERSTATE.
 const IF_OPER_UP: u8 = 6;
+/// `IFLA_INET_CONF`: IPv4 settings inside IFLA_AF_SPEC's AF_INET nest, one attribute per
+/// IPV4_DEVCONF_* (1-based).
+const IFLA_INET_CONF: u16 = 1;
+/// `IFLA_INET6_CONF`: IPv6 settings inside IFLA_AF_SPEC's AF_INET6 nest, an array of s32
+/// indexed by DEVCONF_* (0-based).
+const IFLA_INET6_CONF: u16 = 2;
+const DEVCONF_ACCEPT_RA: usize = 3;
+/// `IPV4_DEVCONF_ARP_NOTIFY`, for [`Handle::set_ipv4_conf`].
+pub const IPV4_DEVCONF_ARP_NOTIFY: u16 = 22;
 
 /// What weft needs to know about a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +44,9 @@ pub struct Link {
     pub parent: i32,
     /// `IFLA_INFO_KIND` ("veth", "bridge", ...), empty for plain devices like lo.
     pub kind: String,
+    /// `net.ipv6.conf.NAME.accept_ra` as the kernel reports it with the link; `None` when the
+    /// link has no IPv6.
+    pub ipv6_accept_ra: Option<i32>,
 }
 
 impl Link {
@@ -68,6 +80,9 @@ impl Link {
             master: attrs.get_attr_payload_as::<u32>(Ifla::Master).unwrap_or(0) as i32,
             parent: attrs.get_attr_payload_as::<u32>(Ifla::Link).unwrap_or(0) as i32,
             kind,
+            ipv6_accept_ra: attrs
+                .get_attribute(Ifla::AfSpec)
+                .and_then(|a| ipv6_conf(a.rta_payload().as_ref(), DEVCONF_ACCEPT_RA)),
         }
     }
 
@@ -88,6 +103,14 @@ impl Link {
     pub fn mac_string(&self) -> String {
         format_mac(&self.mac)
     }
+}
+
+/// One IPv6 setting (DEVCONF_* index) from the bytes of an IFLA_AF_SPEC attribute.
+fn ipv6_conf(af_spec: &[u8], devconf: usize) -> Option<i32> {
+    let (_, inet6) = raw_attrs(af_spec).find(|&(ty, _)| ty == libc::AF_INET6 as u16)?;
+    let (_, conf) = raw_attrs(inet6).find(|&(ty, _)| ty == IFLA_INET6_CONF)?;
+    let at = devconf * 4;
+    Some(i32::from_ne_bytes(conf.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// Formats a hardware address the way `ip` and the CNI results do.
@@ -339,6 +362,24 @@ impl Handle {
     ) -> Result<()> {
         let msg = ifinfo(RtAddrFamily::Unspecified, index, attrs, op)?;
         self.ack(Rtm::Newlink, NlmF::empty(), msg, op)
+    }
+
+    /// `sysctl -w net.ipv4.conf.DEV.SETTING=VALUE` through netlink, for the link `index`;
+    /// `conf` is an IPV4_DEVCONF_* number. The kernel stores it as a /proc/sys write would. Why
+    /// not /proc/sys: opening a path under /proc/sys/net walks one dentry per network namespace
+    /// on the machine, hundreds of microseconds on a node with a few hundred pods.
+    pub fn set_ipv4_conf(&self, index: i32, conf: u16, value: u32) -> Result<()> {
+        let op = || format!("failed to set IPv4 setting {conf} of link {index} to {value}");
+        let mut settings = RtBuffer::<u16, Buffer>::new();
+        settings.push(attr(&op, conf, value)?);
+        let mut inet = RtBuffer::<u16, Buffer>::new();
+        inet.push(attr(&op, IFLA_INET_CONF, settings)?);
+        let mut af = RtBuffer::<u16, Buffer>::new();
+        af.push(attr(&op, libc::AF_INET as u16, inet)?);
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(&op, Ifla::AfSpec, af)?);
+        let msg = ifinfo(RtAddrFamily::Unspecified, index, attrs, &op)?;
+        self.ack(Rtm::Setlink, NlmF::empty(), msg, &op)
     }
 
     /// `ip link set dev INDEX up` / `down`

@@ -10,13 +10,14 @@ mod bridge_port;
 mod events;
 mod link;
 mod neigh;
+mod netconf;
 mod route;
 mod vxlan;
 
 pub use addr::{Address, IFA_F_DADFAILED, IFA_F_TENTATIVE};
 pub use bridge_port::{BridgePort, PortVlan};
 pub use events::LinkEvents;
-pub use link::{format_mac, parse_mac, Link, VethOptions};
+pub use link::{format_mac, parse_mac, Link, VethOptions, IPV4_DEVCONF_ARP_NOTIFY};
 pub use neigh::{IpFamily, Neighbour};
 pub use route::{Route, MAIN_TABLE, SCOPE_NOWHERE};
 pub use vxlan::Vxlan;
@@ -111,6 +112,18 @@ pub(crate) fn ip_from(bytes: &[u8]) -> Option<std::net::IpAddr> {
         16 => Some(std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?)),
         _ => None,
     }
+}
+
+/// The (type, payload) pairs of a run of netlink attributes, flag bits cleared from the type;
+/// stops at the first malformed one.
+pub(crate) fn raw_attrs(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let len = u16::from_ne_bytes(buf.get(0..2)?.try_into().ok()?) as usize;
+        let ty = u16::from_ne_bytes(buf.get(2..4)?.try_into().ok()?) & 0x3fff;
+        let payload = buf.get(4..len)?;
+        buf = buf.get(len.next_multiple_of(4)..).unwrap_or(&[]);
+        Some((ty, payload))
+    })
 }
 
 /// An rtnetlink socket bound to one network namespace.

@@ -367,3 +367,30 @@ fn settings_over_netlink_match_proc_sys() {
         .unwrap_err();
     assert!(e.is_not_found(), "{e}");
 }
+
+/// The deletion watch sees the removal of its link and nothing else: the kernel-side filter
+/// drops other links' notifications and other kinds of notification for the same link.
+#[test]
+fn link_events_see_only_the_watched_deletion() {
+    let ns = Netns::new("nlev");
+    let (n, h) = ns.handle();
+    h.create_bridge("wa", None, false).unwrap();
+    h.create_bridge("wb", None, false).unwrap();
+    let (a, b) = (
+        h.link_by_name("wa").unwrap().index,
+        h.link_by_name("wb").unwrap().index,
+    );
+    let mut ev = n
+        .run(|| Ok(weft::netlink::LinkEvents::deletions_of(a)?))
+        .unwrap();
+    h.set_link_up(a, true).unwrap();
+    h.set_link_up(a, false).unwrap();
+    h.delete_link(b).unwrap();
+    // Read with b's index first: b's removal must not have been queued at all.
+    assert!(
+        !ev.saw_deleted(b).unwrap(),
+        "b's removal got through the filter"
+    );
+    h.delete_link(a).unwrap();
+    assert!(ev.saw_deleted(a).unwrap());
+}

@@ -39,8 +39,8 @@ struct PeerWatch {
 }
 
 fn watch_peer(link: &Link) -> Option<PeerWatch> {
-    let events = LinkEvents::open().ok()?;
     let peer = peer_in_this_namespace(link)?;
+    let events = LinkEvents::deletions_of(peer.index).ok()?;
     Some(PeerWatch {
         peer: peer.index,
         events,

@@ -6,6 +6,9 @@ use neli::socket::NlSocket;
 use neli::utils::Groups;
 use std::os::fd::{AsRawFd, RawFd};
 
+/// SO_ATTACH_FILTER (asm-generic/socket.h; the libc crate does not define it for glibc).
+const SO_ATTACH_FILTER: libc::c_int = 26;
+
 /// A non-blocking socket joined to RTNLGRP_LINK. Only notifications sent after it was opened
 /// arrive, so open it before the change it is to see.
 pub struct LinkEvents {
@@ -14,17 +17,36 @@ pub struct LinkEvents {
 }
 
 impl LinkEvents {
-    pub fn open() -> Result<LinkEvents> {
+    /// Notifications of the removal of link `index` only. A socket filter drops every other
+    /// one in the kernel: on a busy host the namespace's link notifications would otherwise
+    /// wake the reader and fill its buffer.
+    pub fn deletions_of(index: i32) -> Result<LinkEvents> {
         let op = "subscribe to link notifications";
-        let socket = NlSocket::connect(
-            NlFamily::Route,
-            None,
-            Groups::new_groups(&[libc::RTNLGRP_LINK]),
-        )
-        .map_err(|e| Error::new(op, e.to_string()))?;
+        let err = |e: std::io::Error| Error::new(op, e.to_string());
+        let socket = NlSocket::new(NlFamily::Route).map_err(err)?;
+        let mut filter = dellink_filter(index);
+        let prog = libc::sock_fprog {
+            len: filter.len() as libc::c_ushort,
+            filter: filter.as_mut_ptr(),
+        };
+        // SAFETY: `prog` points at `filter`, alive for the call; the kernel copies it.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_ATTACH_FILTER,
+                &prog as *const libc::sock_fprog as *const libc::c_void,
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        // Joined only once the filter is in place, so nothing unfiltered is queued.
         socket
-            .nonblock()
-            .map_err(|e| Error::new(op, e.to_string()))?;
+            .bind(None, Groups::new_groups(&[libc::RTNLGRP_LINK]))
+            .map_err(err)?;
+        socket.nonblock().map_err(err)?;
         Ok(LinkEvents {
             socket,
             buf: vec![0; 32 * 1024],
@@ -52,6 +74,31 @@ impl LinkEvents {
             seen |= dellink_in(&self.buf[..n], index);
         }
     }
+}
+
+/// A classic BPF program that accepts a datagram only if it starts with an RTM_DELLINK for
+/// `index`. BPF loads are big-endian and netlink fields native-endian, hence the byte order
+/// of the constants.
+fn dellink_filter(index: i32) -> [libc::sock_filter; 6] {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let dellink = u16::from_be_bytes(libc::RTM_DELLINK.to_ne_bytes()) as u32;
+    let index = u32::from_be_bytes(index.to_ne_bytes());
+    let reject = 0;
+    [
+        // nlmsg_type
+        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 4),
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 3, dellink),
+        // ifinfomsg.ifi_index, after the 16-byte header
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 20),
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, index),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, reject),
+    ]
 }
 
 /// True if the datagram `buf` holds an RTM_DELLINK for `index`.

@@ -21,6 +21,7 @@ pub mod bridge;
 pub mod cni;
 pub mod daemon;
 pub mod docker_opts;
+pub mod durable;
 pub mod extiface;
 pub mod firewall;
 pub mod flannel_cni;

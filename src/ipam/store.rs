@@ -7,13 +7,14 @@
 //! ```
 //!
 //! Both implementations take the same flock, so weft and Go can share one directory.
-//! Crash safety (beyond Go's): a reservation is written to a temporary file, synced, then
-//! `link(2)`ed to its final name, which fails if the name exists. The name therefore appears
-//! atomically with its full content: a crash never leaves an empty or half-written reservation
-//! that no DEL would match. `last_reserved_ip.<i>` is only a hint and is rewritten in place.
+//! A reservation is written to a temporary file, then `link(2)`ed to its final name, which
+//! fails if the name exists: readers never see a half-written reservation. Crash safety
+//! (beyond Go's): the file's flush to disk starts as it is written and is waited for before
+//! the ADD answers ([`crate::durable`]), so a crash after a successful ADD never leaves an empty
+//! reservation that the runtime's DEL would not match. (A crash during an ADD can, as with Go;
+//! that ADD never answered.) `last_reserved_ip.<i>` is only a hint and is rewritten in place.
 //! The temporary file holds only the owner, not the address, so [`DiskStore::prepare`] writes
-//! and syncs it before the lock is taken: concurrent ADDs then wait for each other's link, not
-//! for each other's disk flush.
+//! it before the lock is taken: concurrent ADDs then wait for each other's link only.
 
 use super::allocator::Store;
 use anyhow::{Context, Result};
@@ -42,7 +43,7 @@ pub struct Reservation {
 pub struct DiskStore {
     dir: PathBuf,
     lock: File,
-    /// A synced temporary file holding an owner line, ready to be linked by `reserve`.
+    /// A temporary file holding an owner line, ready to be linked by `reserve`.
     prepared: Option<Prepared>,
 }
 
@@ -186,8 +187,8 @@ impl DiskStore {
             .collect())
     }
 
-    /// Writes and syncs the owner file for (id, ifname) ahead of [`Store::reserve`]; call it
-    /// before taking the lock so the disk flush is not made under it.
+    /// Writes the owner file for (id, ifname) ahead of [`Store::reserve`]; call it
+    /// before taking the lock so the file's creation is not made under it.
     pub fn prepare(&mut self, id: &str, ifname: &str) -> Result<()> {
         let owner = owner_line(id, ifname);
         let path = self.owner_file(&owner, false)?;
@@ -290,7 +291,7 @@ impl DiskStore {
             .join(format!("{TMP_PREFIX}{}.{n}", std::process::id()))
     }
 
-    /// The synced owner file for `owner`: the prepared one unless `fresh`, else a new one.
+    /// The owner file for `owner`: the prepared one unless `fresh`, else a new one.
     fn owner_file(&mut self, owner: &str, fresh: bool) -> Result<PathBuf> {
         match self.prepared.take() {
             Some(p) if p.owner == owner && !fresh => return Ok(p.path),
@@ -302,7 +303,8 @@ impl DiskStore {
         self.write_tmp(owner.as_bytes(), true)
     }
 
-    /// Writes `data` to a fresh temporary file in the store, synced to disk if `durable`.
+    /// Writes `data` to a fresh temporary file in the store; if `durable`, its flush to disk is
+    /// started, to be waited for before the ADD answers ([`crate::durable::wait`]).
     fn write_tmp(&self, data: &[u8], durable: bool) -> Result<PathBuf> {
         let tmp = self.tmp_path();
         let mut f = OpenOptions::new()
@@ -311,9 +313,13 @@ impl DiskStore {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("failed to create {tmp:?}"))?;
-        let res = f
-            .write_all(data)
-            .and_then(|_| if durable { f.sync_data() } else { Ok(()) });
+        let res = f.write_all(data).and_then(|_| {
+            if durable {
+                crate::durable::sync_in_background(f)
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = res {
             let _ = fs::remove_file(&tmp);
             return Err(e).with_context(|| format!("failed to write {tmp:?}"));
@@ -465,7 +471,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        // The losing reservation keeps its synced owner file for its next candidate, until
+        // The losing reservation keeps its owner file for its next candidate, until
         // the store is dropped.
         let held = s.prepared.as_ref().map(|p| p.path.clone()).unwrap();
         assert_eq!(names.len(), 4, "{names:?}");

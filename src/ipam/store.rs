@@ -51,6 +51,8 @@ pub struct DiskStore {
 struct Prepared {
     owner: String,
     path: PathBuf,
+    /// Kept open to flush once linked.
+    file: File,
 }
 
 impl Drop for DiskStore {
@@ -191,8 +193,7 @@ impl DiskStore {
     /// before taking the lock so the file's creation is not made under it.
     pub fn prepare(&mut self, id: &str, ifname: &str) -> Result<()> {
         let owner = owner_line(id, ifname);
-        let path = self.owner_file(&owner, false)?;
-        self.prepared = Some(Prepared { owner, path });
+        self.prepared = Some(self.owner_file(owner, false)?);
         Ok(())
     }
 
@@ -292,20 +293,20 @@ impl DiskStore {
     }
 
     /// The owner file for `owner`: the prepared one unless `fresh`, else a new one.
-    fn owner_file(&mut self, owner: &str, fresh: bool) -> Result<PathBuf> {
+    fn owner_file(&mut self, owner: String, fresh: bool) -> Result<Prepared> {
         match self.prepared.take() {
-            Some(p) if p.owner == owner && !fresh => return Ok(p.path),
+            Some(p) if p.owner == owner && !fresh => return Ok(p),
             Some(p) => {
                 let _ = fs::remove_file(p.path);
             }
             None => {}
         }
-        self.write_tmp(owner.as_bytes(), true)
+        let (path, file) = self.write_tmp(owner.as_bytes())?;
+        Ok(Prepared { owner, path, file })
     }
 
-    /// Writes `data` to a fresh temporary file in the store; if `durable`, its flush to disk is
-    /// started, to be waited for before the ADD answers ([`crate::durable::wait`]).
-    fn write_tmp(&self, data: &[u8], durable: bool) -> Result<PathBuf> {
+    /// Writes `data` to a fresh temporary file in the store, returning it still open.
+    fn write_tmp(&self, data: &[u8]) -> Result<(PathBuf, File)> {
         let tmp = self.tmp_path();
         let mut f = OpenOptions::new()
             .write(true)
@@ -313,18 +314,11 @@ impl DiskStore {
             .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("failed to create {tmp:?}"))?;
-        let res = f.write_all(data).and_then(|_| {
-            if durable {
-                crate::durable::sync_in_background(f)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = res {
+        if let Err(e) = f.write_all(data) {
             let _ = fs::remove_file(&tmp);
             return Err(e).with_context(|| format!("failed to write {tmp:?}"));
         }
-        Ok(tmp)
+        Ok((tmp, f))
     }
 }
 
@@ -381,22 +375,28 @@ impl Store for DiskStore {
         let target = self.dir.join(ip.to_string());
         let mut fresh = false;
         loop {
-            let tmp = self.owner_file(&owner, fresh)?;
-            match fs::hard_link(&tmp, &target) {
+            let tmp = self.owner_file(owner.clone(), fresh)?;
+            match fs::hard_link(&tmp.path, &target) {
                 Ok(()) => {
-                    let _ = fs::remove_file(&tmp);
+                    let _ = fs::remove_file(&tmp.path);
+                    // Flushed only now: on a filesystem whose fsync takes the inode lock
+                    // (ext4 without a journal), the link and unlink above would wait for it.
+                    if let Err(e) = crate::durable::sync_in_background(tmp.file) {
+                        let _ = fs::remove_file(&target);
+                        return Err(e).with_context(|| format!("failed to sync {target:?}"));
+                    }
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     // Taken: keep the owner file for the next candidate.
-                    self.prepared = Some(Prepared { owner, path: tmp });
+                    self.prepared = Some(tmp);
                     return Ok(false);
                 }
                 // The prepared file was swept as an orphan (by a writer in another pid
                 // namespace, which cannot see this process): write it again, once.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !fresh => fresh = true,
                 Err(e) => {
-                    let _ = fs::remove_file(&tmp);
+                    let _ = fs::remove_file(&tmp.path);
                     return Err(e).with_context(|| format!("failed to reserve {ip}"));
                 }
             }

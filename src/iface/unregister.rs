@@ -60,7 +60,8 @@ pub fn peer_in_this_namespace(link: &Link) -> Option<Link> {
 
 fn delete_watched(cont: Handle, index: i32, mut watch: PeerWatch) -> netlink::Result<()> {
     // SAFETY: the child only sends one request on a socket it owns and exits with _exit; it
-    // never returns into the caller's code.
+    // never returns into the caller's code. A CNI plugin runs no other thread here (and
+    // glibc's fork leaves malloc usable in the child even if it did).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return cont.delete_link(index);

@@ -10,7 +10,8 @@
 # BENCH_PODS (throughput pods, default 500), BENCH_CONC (throughput concurrency, default 16).
 # Latency: every iteration runs weft and Go alternately (which goes first alternates), so drift
 # hits both; a static C launcher (scripts/bench-run.c) forks and execs the plugin and reports the
-# fork->wait4 wall time (CLOCK_MONOTONIC) and wait4's ru_maxrss. (Timing from python3 directly
+# wall time (CLOCK_MONOTONIC) from fork until the plugin is reaped and its stdout and stderr are
+# closed (libcni waits for both), and wait4's ru_maxrss. (Timing from python3 directly
 # would not do: a child's ru_maxrss keeps the RSS of the process it was forked from, so every
 # plugin would report python's ~14 MiB.) bridge and ptp run in a per-implementation "host"
 # network namespace the launcher setns()es into before the clock starts.

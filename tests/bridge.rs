@@ -589,3 +589,52 @@ fn container_sysctls_follow_enabledad() {
             .ok();
     }
 }
+
+/// DEL answers once the pair is unregistered, before the kernel's clean-up that its forked
+/// child sits out: as soon as the plugin has exited, its stdout and stderr are at end-of-file
+/// (a runtime reading them to the end is not held up by the child), the veth and the bridge
+/// port are gone and the address is released. Repeated, since the child outlives the plugin by
+/// the kernel's RCU wait (milliseconds): a child holding the pipes would show on some rounds.
+#[test]
+fn del_answers_with_the_pair_gone_and_no_pipe_held() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let site = Site::new("bdp");
+    let ctr = Netns::new("bdpc");
+    let conf = bridge_conf(&site, "1.0.0", json!({}));
+    for round in 0..10 {
+        site.run("bridge", &site.env("ADD", "c1", &ctr), &conf).ok();
+        let mut child = spawn_in(
+            &site.host,
+            &bin_dir().join("bridge"),
+            &site.env("DEL", "c1", &ctr),
+            &conf,
+        );
+        let status = child.wait().unwrap();
+        assert!(status.success(), "round {round}: DEL exited {status}");
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        for (name, fd) in [("stdout", out.as_raw_fd()), ("stderr", err.as_raw_fd())] {
+            // SAFETY: fcntl on a pipe descriptor this test owns.
+            unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+            let mut buf = Vec::new();
+            let r = if name == "stdout" {
+                out.read_to_end(&mut buf)
+            } else {
+                err.read_to_end(&mut buf)
+            };
+            assert!(
+                r.is_ok(),
+                "round {round}: {name} still open after DEL exited: {r:?}"
+            );
+        }
+        assert_eq!(host_veths(&site), Vec::<String>::new(), "round {round}");
+        assert_eq!(
+            site.host.ipj(&["link", "show", "master", "br0"]),
+            json!([]),
+            "round {round}"
+        );
+        assert_eq!(ctr.link_names(), ["lo"], "round {round}");
+        assert_eq!(site.reserved(), Vec::<String>::new(), "round {round}");
+    }
+}

@@ -9,7 +9,7 @@
 //! Both implementations take the same flock, so weft and Go can share one directory.
 //! A reservation is written to a temporary file, then `link(2)`ed to its final name, which
 //! fails if the name exists: readers never see a half-written reservation. Crash safety
-//! (beyond Go's): the file's flush to disk starts as it is written and is waited for before
+//! (beyond Go's): the file's flush to disk starts once it is linked and is waited for before
 //! the ADD answers ([`crate::durable`]), so a crash after a successful ADD never leaves an empty
 //! reservation that the runtime's DEL would not match. (A crash during an ADD can, as with Go;
 //! that ADD never answered.) `last_reserved_ip.<i>` is only a hint and is rewritten in place.

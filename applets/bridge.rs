@@ -171,7 +171,8 @@ impl Plugin for Bridge {
         if args.netns.is_empty() {
             return ipam_del();
         }
-        let addrs = iface::delete_container_link(&args.netns, &args.ifname)?;
+        let masq = bc.has_ipam && bc.ip_masq;
+        let addrs = iface::delete_container_link(&args.netns, &args.ifname, masq)?;
         ipam_del()?;
         let mut errors = Vec::new();
         if bc.macspoofchk {
@@ -179,7 +180,7 @@ impl Plugin for Bridge {
                 errors.push(format!("{e:#}"));
             }
         }
-        if bc.has_ipam && bc.ip_masq {
+        if masq {
             let backend = bc.ip_masq_backend.as_deref();
             if let Err(e) = masq::teardown_ip_masq(
                 backend,

@@ -95,7 +95,7 @@ impl Plugin for Ptp {
         if args.netns.is_empty() {
             return Ok(());
         }
-        let addrs = iface::delete_container_link(&args.netns, &args.ifname)?;
+        let addrs = iface::delete_container_link(&args.netns, &args.ifname, pc.ip_masq)?;
         if pc.ip_masq {
             let backend = pc.ip_masq_backend.as_deref();
             masq::teardown_ip_masq(

@@ -173,12 +173,25 @@ fn veth_pair_names_mac_and_deletion() {
     ch.add_address(pair.container.index, "10.1.2.5/24".parse().unwrap())
         .unwrap();
     // From the test's own namespace the peer is out of sight: the deletion waits for the kernel.
-    let addrs = delete_link_collect_addrs(ch, "eth0").unwrap();
+    let addrs = delete_link_collect_addrs(ch, "eth0", true).unwrap();
     assert_eq!(addrs, ["10.1.2.5/24".parse().unwrap()]);
     assert_eq!(ctr.link_names(), ["lo"]);
     assert_eq!(host.link_names(), ["lo"]);
     let (_, ch) = ctr.handle();
-    assert!(delete_link_collect_addrs(ch, "eth0").unwrap().is_empty());
+    assert!(delete_link_collect_addrs(ch, "eth0", true)
+        .unwrap()
+        .is_empty());
+
+    // Without `collect` (DEL when no masquerade needs them) the addresses are not listed.
+    let (_, ch) = ctr.handle();
+    let pair = setup_veth(&hh, &ch, cn.as_fd(), "eth0", None, None, None).unwrap();
+    ch.add_address(pair.container.index, "10.1.2.6/24".parse().unwrap())
+        .unwrap();
+    assert!(delete_link_collect_addrs(ch, "eth0", false)
+        .unwrap()
+        .is_empty());
+    assert_eq!(ctr.link_names(), ["lo"]);
+    assert_eq!(host.link_names(), ["lo"]);
 }
 
 #[test]
@@ -202,7 +215,9 @@ fn veth_deletion_seen_from_the_peers_namespace() {
 
     // Run from the host side, as bridge DEL runs: it returns on the peer's RTM_DELLINK, and by
     // then both ends are gone and the bridge has no port left.
-    let addrs = hn.run(|| delete_link_collect_addrs(ch, "eth0")).unwrap();
+    let addrs = hn
+        .run(|| delete_link_collect_addrs(ch, "eth0", true))
+        .unwrap();
     assert_eq!(addrs, ["10.1.2.5/24".parse().unwrap()]);
     assert_eq!(ctr.link_names(), ["lo"]);
     assert_eq!(host.link_names(), ["br0", "lo"]);
@@ -213,7 +228,7 @@ fn veth_deletion_seen_from_the_peers_namespace() {
     // Gone already: nothing to delete, no error.
     let (_, ch) = ctr.handle();
     assert!(hn
-        .run(|| delete_link_collect_addrs(ch, "eth0"))
+        .run(|| delete_link_collect_addrs(ch, "eth0", true))
         .unwrap()
         .is_empty());
 }

@@ -248,6 +248,19 @@ fn addresses_and_routes() {
     assert!(
         mine.contains(&"10.9.0.2/24".to_string()) && mine.contains(&"fd00:9::2/64".to_string())
     );
+    // One family at a time (the dumps the kernel runs without RTNL); both is IPv4 then IPv6.
+    let of = |v6| -> Vec<String> {
+        h.addresses_of(Some(dev.index as u32), v6)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.addr.to_string())
+            .collect()
+    };
+    assert_eq!(of(false), ["10.9.0.2/24"]);
+    let v6s = of(true);
+    assert!(v6s.contains(&"fd00:9::2/64".to_string()), "{v6s:?}");
+    assert!(v6s.iter().all(|a| a.contains(':')), "{v6s:?}");
+    assert_eq!(mine, [of(false), v6s].concat());
 
     let mut via = Route::new("10.10.0.0/16".parse().unwrap());
     via.gw = Some("10.9.0.1".parse().unwrap());

@@ -84,9 +84,9 @@ fn enable_ipv6(ifname: &str) -> Result<()> {
 fn settle_addresses(h: &Handle, index: i32, ifname: &str) -> Result<()> {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     loop {
-        let addrs = h.addresses(Some(index as u32))?;
+        let addrs = h.addresses_of(Some(index as u32), true)?;
         let mut tentative = false;
-        for a in addrs.iter().filter(|a| a.addr.addr().is_ipv6()) {
+        for a in &addrs {
             if a.flags & IFA_F_DADFAILED != 0 {
                 bail!("link {ifname} has address {} in DADFAILED state", a.addr);
             }

@@ -11,9 +11,9 @@ use ipnet::IpNet;
 pub fn ensure_addr(h: &Handle, link: &Link, addr: IpNet, force: bool) -> Result<()> {
     let v4 = addr.addr().is_ipv4();
     let existing = h
-        .addresses(Some(link.index as u32))
+        .addresses_of(Some(link.index as u32), !v4)
         .with_context(|| format!("could not get list of IP addresses: {}", link.name))?;
-    for a in existing.iter().filter(|a| a.addr.addr().is_ipv4() == v4) {
+    for a in &existing {
         if a.addr == addr {
             return Ok(());
         }

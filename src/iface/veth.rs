@@ -95,20 +95,24 @@ pub fn setup_veth(
     })
 }
 
-/// `ip link del IFNAME`, returning the global unicast addresses it had (for masquerade
-/// teardown). A missing link is not an error: the addresses are then empty.
-pub fn delete_link_collect_addrs(h: Handle, ifname: &str) -> Result<Vec<IpNet>> {
+/// `ip link del IFNAME`, returning the global unicast addresses it had when `collect` (for
+/// masquerade teardown; without it the addresses are not listed and the result is empty). A
+/// missing link is not an error: the addresses are then empty.
+pub fn delete_link_collect_addrs(h: Handle, ifname: &str, collect: bool) -> Result<Vec<IpNet>> {
     let link = match h.link_by_name(ifname) {
         Ok(l) => l,
         Err(e) if e.is_not_found() => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let addrs = h
-        .addresses(Some(link.index as u32))?
-        .into_iter()
-        .map(|a| a.addr)
-        .filter(is_global_unicast)
-        .collect();
+    let addrs = if collect {
+        h.addresses(Some(link.index as u32))?
+            .into_iter()
+            .map(|a| a.addr)
+            .filter(is_global_unicast)
+            .collect()
+    } else {
+        Vec::new()
+    };
     match super::unregister::delete_link(h, &link) {
         Ok(()) => Ok(addrs),
         Err(e) if e.is_not_found() => Ok(addrs),
@@ -117,11 +121,11 @@ pub fn delete_link_collect_addrs(h: Handle, ifname: &str) -> Result<Vec<IpNet>> 
 }
 
 /// DEL's part inside the container: deletes `ifname` in the namespace at `netns_path` and
-/// returns its global unicast addresses. A namespace that is already gone took the interface
-/// with it, so that is success with no addresses.
-pub fn delete_container_link(netns_path: &str, ifname: &str) -> Result<Vec<IpNet>> {
+/// returns its global unicast addresses if `collect`. A namespace that is already gone took
+/// the interface with it, so that is success with no addresses.
+pub fn delete_container_link(netns_path: &str, ifname: &str, collect: bool) -> Result<Vec<IpNet>> {
     match netns::open_container(netns_path) {
-        Ok(ns) => delete_link_collect_addrs(Handle::open_in(&ns)?, ifname),
+        Ok(ns) => delete_link_collect_addrs(Handle::open_in(&ns)?, ifname, collect),
         Err(e) if netns::is_not_found(&e) => Ok(Vec::new()),
         Err(e) => Err(e),
     }

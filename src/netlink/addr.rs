@@ -65,18 +65,36 @@ impl Handle {
         self.ack(Rtm::Deladdr, NlmF::empty(), msg, &op)
     }
 
-    /// `ip addr show [dev INDEX]`, both families.
+    /// `ip addr show [dev INDEX]`, both families: IPv4 first, then IPv6.
+    ///
+    /// Two dumps, one per family, rather than one AF_UNSPEC dump: since Linux 6.9 each
+    /// family's dump runs under RCU, while the kernel's AF_UNSPEC dump still takes RTNL. Right
+    /// after a link comes up, the kernel's own link-watch and IPv6 address work hold RTNL, and
+    /// a locked dump then waits for them.
     pub fn addresses(&self, index: Option<u32>) -> Result<Vec<Address>> {
+        let mut all = self.addresses_of(index, false)?;
+        all.extend(self.addresses_of(index, true)?);
+        Ok(all)
+    }
+
+    /// `ip -4 addr show [dev INDEX]`, or `ip -6 ...` when `v6`.
+    pub fn addresses_of(&self, index: Option<u32>, v6: bool) -> Result<Vec<Address>> {
         let op = || "failed to list addresses".to_string();
+        let family = if v6 {
+            RtAddrFamily::Inet6
+        } else {
+            RtAddrFamily::Inet
+        };
         let msg = IfaddrmsgBuilder::default()
-            .ifa_family(RtAddrFamily::Unspecified)
+            .ifa_family(family)
             .ifa_prefixlen(0)
             .ifa_scope(RtScope::Universe)
             .ifa_index(index.unwrap_or(0))
             .build()
             .map_err(|e| Error::new(op(), e.to_string()))?;
         self.request(Rtm::Getaddr, NlmF::DUMP, msg, &op, |p: &Ifaddrmsg| {
-            if index.is_some_and(|i| i != *p.ifa_index()) {
+            // A kernel without the family (IPv6 disabled at boot) answers with every family's.
+            if *p.ifa_family() != family || index.is_some_and(|i| i != *p.ifa_index()) {
                 return None;
             }
             let attrs = p.rtattrs().get_attr_handle();

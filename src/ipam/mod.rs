@@ -1,8 +1,10 @@
 //! Address management for host-local: ranges (pure), the allocator (pure, over a store trait),
-//! the on-disk store shared with Go's host-local, the IPAM config, and resolv.conf parsing.
+//! the on-disk store shared with Go's host-local (and its allocation-free directory scan), the
+//! IPAM config, and resolv.conf parsing.
 
 pub mod allocator;
 pub mod config;
 pub mod range;
 pub mod resolvconf;
+mod scan;
 pub mod store;

@@ -17,11 +17,14 @@
 //! it before the lock is taken: concurrent ADDs then wait for each other's link only.
 
 use super::allocator::Store;
+use super::scan::{self, Entry, Visit};
 use anyhow::{Context, Result};
+use std::ffi::{CStr, OsStr};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -137,56 +140,54 @@ impl DiskStore {
         }
     }
 
-    /// Every file that may be a reservation, with its trimmed content. Each file is opened
-    /// relative to the directory and read without a size query: this runs once per ADD and
-    /// DEL over every reservation of the network.
-    fn entries(&self) -> Result<Vec<(PathBuf, String, String)>> {
-        let mut out = Vec::new();
+    /// One pass over the store: `owner(name, content)` for every file that may be a
+    /// reservation (content trimmed; files that are not UTF-8 are no reservation), `tmp(name)`
+    /// for every temporary file.
+    fn scan(&self, mut owner: impl FnMut(&CStr, &str), mut tmp: impl FnMut(&CStr)) -> Result<()> {
         let dir =
             File::open(&self.dir).with_context(|| format!("failed to open {:?}", self.dir))?;
-        let rd =
-            fs::read_dir(&self.dir).with_context(|| format!("failed to read {:?}", self.dir))?;
-        let mut buf = Vec::with_capacity(256);
-        for entry in rd {
-            let Ok(entry) = entry else { continue };
-            let os_name = entry.file_name();
-            let name = os_name.to_string_lossy();
-            if name == "lock" || name.starts_with(LAST_IP_PREFIX) || name.starts_with(TMP_PREFIX) {
-                continue;
+        let visit = |name: &CStr| {
+            let b = name.to_bytes();
+            if b == b"lock" || b.starts_with(LAST_IP_PREFIX.as_bytes()) {
+                Visit::Skip
+            } else if b.starts_with(TMP_PREFIX.as_bytes()) {
+                Visit::Name
+            } else {
+                Visit::Read
             }
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
+        };
+        scan::scan(dir.as_fd(), visit, |e| match e {
+            Entry::File(name, data) => {
+                if let Ok(data) = std::str::from_utf8(data) {
+                    owner(name, data.trim());
+                }
             }
-            buf.clear();
-            if read_at(&dir, &os_name, &mut buf).is_err() {
-                continue;
-            }
-            let Ok(data) = std::str::from_utf8(&buf) else {
-                continue;
-            };
-            out.push((entry.path(), name.into_owned(), data.trim().to_string()));
-        }
-        Ok(out)
+            Entry::Name(name) => tmp(name),
+        })
+        .with_context(|| format!("failed to read {:?}", self.dir))
     }
 
     /// Every reservation whose file name is an address.
     pub fn reservations(&self) -> Result<Vec<Reservation>> {
-        Ok(self
-            .entries()?
-            .into_iter()
-            .filter_map(|(_, name, data)| {
-                let ip: IpAddr = name.parse().ok()?;
+        let mut out = Vec::new();
+        self.scan(
+            |name, data| {
+                let Some(ip) = name.to_str().ok().and_then(|n| n.parse().ok()) else {
+                    return;
+                };
                 let (id, ifname) = match data.split_once("\r\n") {
                     Some((id, ifname)) => (id.to_string(), Some(ifname.to_string())),
-                    None => (data, None),
+                    None => (data.to_string(), None),
                 };
-                Some(Reservation {
+                out.push(Reservation {
                     ip,
                     container_id: id,
                     ifname,
-                })
-            })
-            .collect())
+                });
+            },
+            |_| {},
+        )?;
+        Ok(out)
     }
 
     /// Writes the owner file for (id, ifname) ahead of [`Store::reserve`]; call it
@@ -201,23 +202,21 @@ impl DiskStore {
     /// process that no longer exists. (A live ADD's prepared file is written outside the lock,
     /// so holding the lock does not make every temporary file an orphan.)
     pub fn sweep_orphans(&mut self) -> Result<usize> {
-        let mut n = 0;
         let rd =
             fs::read_dir(&self.dir).with_context(|| format!("failed to read {:?}", self.dir))?;
-        for entry in rd.flatten() {
-            let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TMP_PREFIX)) else {
-                continue;
-            };
-            let writer = rest.split('.').next().and_then(|p| p.parse::<i32>().ok());
-            if writer.is_some_and(process_alive) {
-                continue;
-            }
-            if fs::remove_file(entry.path()).is_ok() {
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(rd
+            .flatten()
+            .filter(|e| self.sweep_if_orphan(&e.file_name()))
+            .count())
+    }
+
+    /// Removes the temporary file `name` if its writer is gone; true if it did.
+    fn sweep_if_orphan(&self, name: &OsStr) -> bool {
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TMP_PREFIX)) else {
+            return false;
+        };
+        let writer = rest.split('.').next().and_then(|p| p.parse::<i32>().ok());
+        !writer.is_some_and(process_alive) && fs::remove_file(self.dir.join(name)).is_ok()
     }
 
     /// Releases everything held by (id, ifname); if nothing matched, releases legacy id-only
@@ -227,25 +226,40 @@ impl DiskStore {
     /// meanwhile. Under the lock each file is read again, since its address may have been
     /// released and taken by another container since.
     pub fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<usize> {
-        self.sweep_orphans()?;
-        let entries = self.entries()?;
         let want = owner_line(id, ifname);
-        let mut owner = want.as_str();
-        let mut owned: Vec<&PathBuf> = matching(&entries, owner);
-        if owned.is_empty() {
-            owner = id.trim();
-            owned = matching(&entries, owner);
+        let legacy = id.trim();
+        let (mut owned, mut owned_legacy, mut temporaries) = (Vec::new(), Vec::new(), Vec::new());
+        let os = |name: &CStr| OsStr::from_bytes(name.to_bytes()).to_os_string();
+        self.scan(
+            |name, data| {
+                if data == want {
+                    owned.push(os(name));
+                } else if data == legacy {
+                    owned_legacy.push(os(name));
+                }
+            },
+            |name| temporaries.push(os(name)),
+        )?;
+        for t in &temporaries {
+            self.sweep_if_orphan(t);
         }
+        let owner = if owned.is_empty() {
+            owned = owned_legacy;
+            legacy
+        } else {
+            want.as_str()
+        };
         if owned.is_empty() {
             return Ok(0);
         }
+        let paths: Vec<PathBuf> = owned.into_iter().map(|n| self.dir.join(n)).collect();
         let _locked = self.lock()?;
         let mut released = 0;
-        for path in owned {
-            if !fs::read_to_string(path).is_ok_and(|d| d.trim() == owner) {
+        for path in paths {
+            if !fs::read_to_string(&path).is_ok_and(|d| d.trim() == owner) {
                 continue;
             }
-            match fs::remove_file(path) {
+            match fs::remove_file(&path) {
                 Ok(()) => released += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| format!("failed to remove {path:?}")),
@@ -268,10 +282,9 @@ impl DiskStore {
     /// True if (id, ifname), or a legacy reservation of `id`, holds any address.
     pub fn has_id(&self, id: &str, ifname: &str) -> Result<bool> {
         let want = owner_line(id, ifname);
-        Ok(self
-            .entries()?
-            .iter()
-            .any(|(_, _, d)| *d == want || d == id.trim()))
+        let mut found = false;
+        self.scan(|_, d| found |= d == want || d == id.trim(), |_| {})?;
+        Ok(found)
     }
 
     /// Removes a reservation found by [`DiskStore::reservations`].
@@ -322,34 +335,6 @@ impl DiskStore {
     }
 }
 
-/// Reads the file `name` inside the directory `dir` into `buf`.
-fn read_at(dir: &File, name: &std::ffi::OsStr, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    use std::io::Read;
-    use std::os::fd::FromRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(name.as_bytes())?;
-    // SAFETY: a valid directory fd and a NUL-terminated name; the fd returned is owned below.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    let mut f = unsafe { File::from_raw_fd(fd) };
-    let mut chunk = [0u8; 256];
-    loop {
-        match f.read(&mut chunk)? {
-            0 => return Ok(()),
-            n => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// True if a process with this pid exists (EPERM: it exists, owned by someone else).
 fn process_alive(pid: i32) -> bool {
     if pid <= 0 {
@@ -358,15 +343,6 @@ fn process_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence; nothing is sent.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// The paths among `entries` whose content is `want`.
-fn matching<'a>(entries: &'a [(PathBuf, String, String)], want: &str) -> Vec<&'a PathBuf> {
-    entries
-        .iter()
-        .filter(|(_, _, data)| data == want)
-        .map(|(path, _, _)| path)
-        .collect()
 }
 
 impl Store for DiskStore {
@@ -431,12 +407,16 @@ impl Store for DiskStore {
 
     fn get_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
         let want = owner_line(id, ifname);
-        Ok(self
-            .entries()?
-            .into_iter()
-            .filter(|(_, _, d)| *d == want || d == id.trim())
-            .filter_map(|(_, name, _)| name.parse().ok())
-            .collect())
+        let mut ips = Vec::new();
+        self.scan(
+            |name, d| {
+                if d == want || d == id.trim() {
+                    ips.extend(name.to_str().ok().and_then(|n| n.parse::<IpAddr>().ok()));
+                }
+            },
+            |_| {},
+        )?;
+        Ok(ips)
     }
 }
 

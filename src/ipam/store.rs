@@ -25,7 +25,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -380,16 +380,23 @@ impl Store for DiskStore {
         // The round-robin pointer is only a hint (an unreadable one restarts from the range
         // start), so it is rewritten in place, as Go does, rather than replaced: no reader sees
         // it half-written under the lock, and a fresh inode per ADD is what the store's
-        // filesystem pays most for under concurrent ADDs.
+        // filesystem pays most for under concurrent ADDs. Overwritten, then cut to length,
+        // rather than opened with O_TRUNC: emptying the file frees its block (with a discard,
+        // on a filesystem mounted with one) and the write allocates a new one, all under the
+        // lock.
         let dst = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
+        let text = ip.to_string();
         let last = OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&dst)
-            .and_then(|mut f| f.write_all(ip.to_string().as_bytes()))
+            .and_then(|f| {
+                f.write_all_at(text.as_bytes(), 0)?;
+                f.set_len(text.len() as u64)
+            })
             .with_context(|| format!("failed to write {dst:?}"));
         if let Err(e) = last {
             // Keep the store as it was: without the pointer the reservation is still valid, but
@@ -507,6 +514,19 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn round_robin_pointer_is_rewritten_to_its_new_length() {
+        let root = tempdir("pointer");
+        let mut s = DiskStore::open(&root, "n").unwrap();
+        let last = s.dir().join("last_reserved_ip.0");
+        for (id, ip) in [("a", "10.0.0.100"), ("b", "10.0.0.7"), ("c", "10.0.0.8")] {
+            assert!(s.reserve(id, "eth0", ip.parse().unwrap(), 0).unwrap());
+            assert_eq!(fs::read_to_string(&last).unwrap(), ip);
+            assert_eq!(s.last_reserved_ip(0), Some(ip.parse().unwrap()));
+        }
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -18,7 +18,6 @@ pub enum Entry<'a> {
 }
 
 /// How the scan should treat one name.
-#[derive(PartialEq, Eq)]
 pub enum Visit {
     /// Open and read it if it is a regular file (symlinks are not followed).
     Read,
@@ -154,10 +153,7 @@ fn read_at<'a>(
     let mut len = 0;
     // Read until end of file (a read of 0): a short read need not mean the end on every
     // filesystem. The small buffer holds any reservation Go or weft writes.
-    loop {
-        if len == small.len() {
-            break;
-        }
+    while len < small.len() {
         match read_some(&fd, &mut small[len..]) {
             Ok(0) => return Some(&small[..len]),
             Ok(n) => len += n,

@@ -229,16 +229,15 @@ impl DiskStore {
         let want = owner_line(id, ifname);
         let legacy = id.trim();
         let (mut owned, mut owned_legacy, mut temporaries) = (Vec::new(), Vec::new(), Vec::new());
-        let os = |name: &CStr| OsStr::from_bytes(name.to_bytes()).to_os_string();
         self.scan(
             |name, data| {
                 if data == want {
-                    owned.push(os(name));
+                    owned.push(self.dir.join(os_name(name)));
                 } else if data == legacy {
-                    owned_legacy.push(os(name));
+                    owned_legacy.push(self.dir.join(os_name(name)));
                 }
             },
-            |name| temporaries.push(os(name)),
+            |name| temporaries.push(os_name(name).to_os_string()),
         )?;
         for t in &temporaries {
             self.sweep_if_orphan(t);
@@ -252,10 +251,9 @@ impl DiskStore {
         if owned.is_empty() {
             return Ok(0);
         }
-        let paths: Vec<PathBuf> = owned.into_iter().map(|n| self.dir.join(n)).collect();
         let _locked = self.lock()?;
         let mut released = 0;
-        for path in paths {
+        for path in owned {
             if !fs::read_to_string(&path).is_ok_and(|d| d.trim() == owner) {
                 continue;
             }
@@ -333,6 +331,10 @@ impl DiskStore {
         }
         Ok((tmp, f))
     }
+}
+
+fn os_name(name: &CStr) -> &OsStr {
+    OsStr::from_bytes(name.to_bytes())
 }
 
 /// True if a process with this pid exists (EPERM: it exists, owned by someone else).

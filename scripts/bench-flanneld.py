@@ -11,33 +11,25 @@ its one thread, before any other thread exists) to talk to etcd over its HTTP/JS
 flanneld, iperf3 and `ip monitor` it starts runs in one of the PREFIX* namespaces. Progress goes to
 stderr; the markdown report goes to stdout and to REPORT_MD.
 """
-import base64
-import ctypes
 import datetime
-import http.client
 import json
 import math
 import os
 import platform
 import select
-import signal
 import statistics
-import struct
 import subprocess
 import sys
 import threading
 import time
 
+from benchlab import (ENDPOINT, ETCD_IP, UL_NET, BenchError, add_host, add_pod, alive, check, configure,
+                      cpu_secs, env_int, etcd, flanneld, hosts, ip, ip_batch, libc, log, ns,
+                      nsexec, ping_ok, proc_status, procs, run, spawn, session, start_lab, stop,
+                      subnet_env, tail, wait_subnet_env, wait_until)
+
 tmp, weft, prefix, report_md = sys.argv[1:5]
-
-
-def env_int(name, default):
-    v = os.environ.get(name, str(default))
-    if not v.isdigit() or int(v) < 1:
-        print(f"bench-flanneld: {name} must be a positive integer", file=sys.stderr)
-        sys.exit(2)
-    return int(v)
-
+configure("bench-flanneld", prefix, tmp)
 
 STARTS = env_int("BENCH_FLANNELD_STARTS", 20)          # starts per backend and kind
 LEASES = env_int("BENCH_FLANNELD_LEASES", 200)         # measured lease puts per backend
@@ -54,236 +46,8 @@ if PEERS < LEASES + WARM_LEASES or PEERS + MORE > 1536:
     print(f"bench-flanneld: BENCH_FLANNELD_PEERS must be {LEASES + WARM_LEASES}..{1536 - MORE}", file=sys.stderr)
     sys.exit(2)
 
-UL_NET = "192.168.77"
-ETCD_IP = f"{UL_NET}.254"
-ENDPOINT = f"http://{ETCD_IP}:2379"
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise BenchError(msg)
-
-
-def log(msg):
-    print(f"bench-flanneld: {msg}", file=sys.stderr, flush=True)
-
-
-def ns(name):
-    return f"{prefix}{name}"
-
-
-def nspath(name):
-    return f"/run/netns/{ns(name)}"
-
-
-# ---- processes ------------------------------------------------------------------------------------
-procs = []  # every process started here, stopped in reverse order at the end
-
-
-def open_ns(name):
-    return os.open(nspath(name), os.O_RDONLY | os.O_CLOEXEC)
-
-
-def setns_fd(fd):
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"setns: {os.strerror(e)}")
-
-
-def spawn(netns, argv, log_path=None, **kw):
-    """Starts argv inside namespace `netns` (setns between fork and exec, so what is timed is
-    fork+exec only, not `ip netns exec`'s mount juggling). Returns (Popen, monotonic start)."""
-    fd = open_ns(netns)
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    try:
-        t0 = time.monotonic()
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=kw.pop("stdout", out),
-                             stderr=out, preexec_fn=lambda: setns_fd(fd), **kw)
-    finally:
-        os.close(fd)
-        if log_path:
-            out.close()
-    procs.append(p)
-    return p, t0
-
-
-def stop(p, sig=signal.SIGTERM, timeout=10):
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    if p in procs:
-        procs.remove(p)
-    return p.returncode
-
-
-def stop_all():
-    for p in reversed(list(procs)):
-        try:
-            stop(p, timeout=5)
-        except Exception:  # best effort; bench-flanneld.sh kills whatever is left in our netns
-            pass
-
-
-def run(argv, ok=True, **kw):
-    r = subprocess.run(argv, capture_output=True, text=True, **kw)
-    if ok and r.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
-    return r
-
-
-def ip(*args, ok=True):
-    return run(["ip", *args], ok=ok)
-
-
-def ip_batch(netns, lines):
-    argv = ["ip"] + (["-n", ns(netns)] if netns else []) + ["-batch", "-"]
-    r = subprocess.run(argv, input="".join(l + "\n" for l in lines), capture_output=True, text=True)
-    if r.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} failed: {r.stderr.strip()}\n  batch: {lines}")
-
-
-def nsexec(netns, *argv, ok=True):
-    return run(["ip", "netns", "exec", ns(netns), *argv], ok=ok)
-
-
-def tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return "(no log)"
-
-
-# ---- etcd (its HTTP/JSON gateway; this process lives in the underlay namespace) ------------------
-class Etcd:
-    def __init__(self):
-        self.conn = None
-
-    def _conn(self):
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(ETCD_IP, 2379, timeout=10)
-        return self.conn
-
-    def call(self, path, body):
-        data = json.dumps(body)
-        for attempt in (0, 1):  # one reconnect if the keep-alive connection was closed
-            try:
-                c = self._conn()
-                c.request("POST", path, data, {"Content-Type": "application/json"})
-                r = c.getresponse()
-                out = r.read()
-                check(r.status == 200, f"etcd {path}: HTTP {r.status}: {out[:300]!r}")
-                return json.loads(out)
-            except (http.client.HTTPException, ConnectionError, OSError):
-                self.conn = None
-                if attempt:
-                    raise
-
-    @staticmethod
-    def b64(s):
-        return base64.b64encode(s.encode()).decode()
-
-    def put(self, key, value, lease=None):
-        body = {"key": self.b64(key), "value": self.b64(value)}
-        if lease:
-            body["lease"] = lease
-        self.call("/v3/kv/put", body)
-
-    def delete_prefix(self, p):
-        end = p[:-1] + chr(ord(p[-1]) + 1)
-        self.call("/v3/kv/deleterange", {"key": self.b64(p), "range_end": self.b64(end)})
-
-    def count_prefix(self, p):
-        end = p[:-1] + chr(ord(p[-1]) + 1)
-        r = self.call("/v3/kv/range", {"key": self.b64(p), "range_end": self.b64(end), "count_only": True})
-        return int(r.get("count", 0))
-
-    def grant(self, ttl):
-        return self.call("/v3/lease/grant", {"TTL": ttl})["ID"]
-
-    def healthy(self):
-        try:
-            c = http.client.HTTPConnection(ETCD_IP, 2379, timeout=1)
-            c.request("GET", "/health")
-            r = c.getresponse()
-            ok = r.status == 200 and b"true" in r.read()
-            c.close()
-            return ok
-        except OSError:
-            return False
-
-
-etcd = Etcd()
-
-
-def wait_until(what, limit, f, every=0.05):
-    t = time.monotonic()
-    while True:
-        v = f()
-        if v:
-            return v
-        check(time.monotonic() - t < limit, f"timed out after {limit} s waiting for {what}")
-        time.sleep(every)
-
-
-# ---- topology -------------------------------------------------------------------------------------
-hosts = {}  # name -> dict(ip=..., n=...)
-
-
-def make_underlay():
-    ip("netns", "add", ns("ul"))
-    # A fixed MAC: a bridge without one takes the lowest of its ports' and changes it as ports come
-    # and go (the first-boot hosts below), leaving every host's ARP entry for etcd stale, which
-    # costs a lost SYN and a 1 s retransmission now and then.
-    ip_batch("ul", ["link set lo up", "link add ul0 address 0e:fb:00:00:00:fe type bridge",
-                    f"addr add {ETCD_IP}/24 dev ul0", "link set ul0 up"])
-
-
-def add_host(name, n):
-    ip("netns", "add", ns(name))
-    ip_batch("ul", [f"link add u{n} type veth peer name eth0 netns {ns(name)}",
-                    f"link set u{n} master ul0 up"])
-    ip_batch(name, ["link set lo up", f"addr add {UL_NET}.{n}/24 dev eth0", "link set eth0 up",
-                    f"route add default via {ETCD_IP}"])
-    nsexec(name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    d = os.path.join(tmp, "hosts", name)
-    os.makedirs(d, exist_ok=True)
-    hosts[name] = {"ip": f"{UL_NET}.{n}", "n": n, "dir": d}
-
-
-def add_pod(host, gw_cidr, mtu):
-    """Pod namespace HOST-p behind cni0 (gw_cidr, e.g. 10.64.3.1/24) with address .2; returns it."""
-    gw, plen = gw_cidr.split("/")
-    pod_ip = gw.rsplit(".", 1)[0] + ".2"
-    pod = f"{host}-p"
-    ip("netns", "add", ns(pod))
-    ip_batch(host, ["link add cni0 type bridge", f"addr add {gw_cidr} dev cni0", "link set cni0 up",
-                    f"link add vp0 mtu {mtu} type veth peer name eth0 mtu {mtu} netns {ns(pod)}",
-                    "link set vp0 master cni0 up"])
-    ip_batch(pod, ["link set lo up", f"addr add {pod_ip}/{plen} dev eth0", "link set eth0 up",
-                   f"route add default via {gw}"])
-    return pod_ip
-
-
-def subnet_env(host):
-    path = os.path.join(hosts[host]["dir"], "subnet.env")
-    with open(path) as f:
-        return dict(l.split("=", 1) for l in f.read().split())
-
 
 # ---- flanneld -------------------------------------------------------------------------------------
-flanneld = {}  # host -> Popen
 runs = {}
 
 
@@ -317,8 +81,9 @@ def start_flanneld(host, etcd_prefix, wait=True, limit=60, extra=()):
 
     fd = inotify_watch(h["dir"]) if wait else None
     try:
-        p, t0 = spawn(host, [weft, "flanneld", f"-etcd-endpoints={ENDPOINT}",
-                             f"-etcd-prefix={etcd_prefix}", f"-subnet-file={env_file}", *extra], logf)
+        p = spawn(host, [weft, "flanneld", f"-etcd-endpoints={ENDPOINT}",
+                         f"-etcd-prefix={etcd_prefix}", f"-subnet-file={env_file}", *extra], logf)
+        t0 = p.started
         flanneld[host] = p
         if not wait:
             return None
@@ -346,27 +111,6 @@ def stop_flanneld(host):
     check(code == 0, f"flanneld in {ns(host)} exited {code} on SIGTERM (want 0):\n{tail(hosts[host]['log'])}")
 
 
-def alive(host):
-    p = flanneld[host]
-    check(p.poll() is None, f"flanneld in {ns(host)} died (exit {p.returncode}):\n{tail(hosts[host]['log'])}")
-
-
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for l in f:
-            k, _, v = l.partition(":")
-            if k in ("VmRSS", "VmHWM", "Threads"):
-                out[k] = int(v.split()[0])
-    return out
-
-
-def cpu_secs(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
 # ---- route monitor --------------------------------------------------------------------------------
 class RouteMonitor:
     """`ip -ts monitor route` in a host: the kernel-side time (ip's timestamp, when it read the
@@ -376,7 +120,7 @@ class RouteMonitor:
         self.host = host
         self.seen = {}
         self.cv = threading.Condition()
-        self.p, _ = spawn(host, ["ip", "-ts", "monitor", "route"], stdout=subprocess.PIPE)
+        self.p = spawn(host, ["ip", "-ts", "monitor", "route"], stdout=subprocess.PIPE)
 
     def start(self):
         # Threads only after every spawn() (preexec_fn and threads do not mix).
@@ -523,23 +267,14 @@ def vxlan_details(host):
 notes = []
 
 
-def ping_ok(src, dst, limit=15):
-    def once():
-        return nsexec(src, "ping", "-c", "1", "-W", "1", dst, ok=False).returncode == 0
-    try:
-        wait_until(f"{ns(src)} to reach {dst}", limit, once, every=0.2)
-    except BenchError as e:
-        raise BenchError(f"{e}: no connectivity")
-
-
 # ---- phase 1: start to subnet.env -----------------------------------------------------------------
 def spawn_floor(k=20):
     xs = []
     for _ in range(k):
-        p, t0 = spawn("rv", ["/bin/true"])
+        p = spawn("rv", ["/bin/true"])
         p.wait()
         procs.remove(p)
-        xs.append(time.monotonic() - t0)
+        xs.append(time.monotonic() - p.started)
     return xs
 
 
@@ -744,28 +479,11 @@ def phase_restart_with_peers():
 
 
 # ---- main -----------------------------------------------------------------------------------------
-def on_term(signum, frame):
-    raise KeyboardInterrupt
-
-
-signal.signal(signal.SIGTERM, on_term)
 t_start = time.monotonic()
 phase_secs = {}
 load_before = open("/proc/loadavg").read().split()[:3]
-try:
-    make_underlay()
-    ul_fd = open_ns("ul")
-    setns_fd(ul_fd)  # this (still single-threaded) process now talks to etcd from the underlay
-    os.close(ul_fd)
-    etcd_dir = os.path.join(tmp, "etcd")
-    os.makedirs(etcd_dir)
-    spawn("ul", ["etcd", "--name", "wfb", "--data-dir", os.path.join(etcd_dir, "data"),
-                 "--listen-client-urls", ENDPOINT, "--advertise-client-urls", ENDPOINT,
-                 "--listen-peer-urls", "http://127.0.0.1:2380",
-                 "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-                 "--initial-cluster", "wfb=http://127.0.0.1:2380"],
-          os.path.join(etcd_dir, "etcd.log"))
-    wait_until("etcd to answer", 30, etcd.healthy, every=0.1)
+with session():
+    start_lab("wfb")  # this (still single-threaded) process now talks to etcd from the underlay
     for name, n in HOSTS.items():
         add_host(name, n)
     log(f"underlay, etcd and {len(HOSTS)} hosts up in {time.monotonic() - t_start:.1f} s")
@@ -782,8 +500,7 @@ try:
         for h in pair:
             start_flanneld(h, PFX[be], wait=False)
         for h in pair:
-            wait_until(f"subnet.env in {ns(h)}", 60,
-                       lambda h=h: (alive(h), os.path.exists(os.path.join(hosts[h]["dir"], "subnet.env")))[1])
+            wait_subnet_env(h)
     for h in ("vx1", "vx2"):
         mem.append((f"{h} after start-up", 1, proc_status(flanneld[h].pid), None))
     pod_ip = {}
@@ -833,15 +550,6 @@ try:
             errs = [l for l in f if " ERROR " in l.upper() or "panick" in l]
         if errs:
             notes.append(f"flanneld in {h} logged {len(errs)} error line(s), first: {errs[0].strip()}")
-except BenchError as e:
-    print(f"bench-flanneld: FAILED: {e}", file=sys.stderr)
-    stop_all()
-    sys.exit(1)
-except KeyboardInterrupt:
-    print("bench-flanneld: interrupted", file=sys.stderr)
-    stop_all()
-    sys.exit(130)
-stop_all()
 load_after = open("/proc/loadavg").read().split()[:3]
 
 

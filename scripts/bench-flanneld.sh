@@ -30,7 +30,7 @@
 set -euo pipefail
 
 usage() { echo "usage: $0 PATH/TO/weft [REPORT.md]" >&2; exit 2; }
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
 [ "$(id -u)" = 0 ] || { echo "bench-flanneld.sh needs root (it creates network namespaces)" >&2; exit 1; }
 [ -x "$1" ] || { echo "bench-flanneld.sh: $1 is not an executable file (run 'make static' first)" >&2; exit 1; }
 WEFT=$(readlink -f "$1")
@@ -43,56 +43,15 @@ done
     { echo "bench-flanneld.sh: flanneld needs br_netfilter (modprobe br_netfilter)" >&2; exit 1; }
 
 prefix="wfb-$$-"
-tmp=""
-py=""
-ours() { ip netns list 2>/dev/null | awk '{print $1}' | grep -- "^$prefix" || true; }
-cleanup() {
-    local rc=$? pids left ns i
-    trap - EXIT INT TERM
-    # The Python body first (a signal got us out of `wait`): it stops what it started and exits.
-    if [ -n "$py" ] && kill -0 "$py" 2>/dev/null; then
-        kill -TERM "$py" 2>/dev/null || true
-        for i in $(seq 100); do kill -0 "$py" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$py" 2>/dev/null || true
-    fi
-    # Then whatever still runs in our namespaces (deleting a namespace does not stop what runs in
-    # it), by pid: TERM, and KILL what is still there after 5 s.
-    pids=$(for ns in $(ours); do ip netns pids "$ns" 2>/dev/null; done | grep -vx "$$" | sort -u || true)
-    if [ -n "$pids" ]; then
-        kill -TERM $pids 2>/dev/null || true
-        for i in $(seq 50); do
-            left=$(for p in $pids; do [ -d "/proc/$p" ] && echo "$p"; done || true)
-            [ -z "$left" ] && break
-            sleep 0.1
-        done
-        [ -n "${left:-}" ] && kill -KILL $left 2>/dev/null || true
-    fi
-    ours | sed 's/^/netns del /' | ip -force -batch - >/dev/null 2>&1 || true
-    for ns in $(ours); do
-        ip netns del "$ns" 2>/dev/null || echo "bench-flanneld.sh: could not delete netns $ns" >&2
-    done
-    if [ -n "$tmp" ]; then
-        if [ -n "${BENCH_FLANNELD_LOGS:-}" ]; then
-            mkdir -p "$BENCH_FLANNELD_LOGS" &&
-                (cd "$tmp" && find . -name '*.log' -exec cp --parents {} "$BENCH_FLANNELD_LOGS" \;) ||
-                echo "bench-flanneld.sh: could not copy the logs to $BENCH_FLANNELD_LOGS" >&2
-        fi
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+TAG=bench-flanneld.sh
+LOGS=${BENCH_FLANNELD_LOGS:-}
+# shellcheck source=scripts/benchlab.sh
+. "$HERE/benchlab.sh"
+lab_trap
 
 start=$SECONDS
-base=/tmp
-[ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
-tmp=$(mktemp -d "$base/weft-bench-flanneld.XXXXXX")
-# In the background and waited for, so that a signal runs the trap at once, not when it is done.
-python3 "$HERE/bench-flanneld.py" "$tmp" "$WEFT" "$prefix" "$REPORT" &
-py=$!
-wait "$py"
+lab_tmp bench-flanneld
+lab_body "$HERE/bench-flanneld.py" "$tmp" "$WEFT" "$prefix" "$REPORT"
 line="flanneld benchmark run time: $((SECONDS - start)) s (set-up included, clean-up not)."
 echo "$line" | tee -a "$REPORT"
 echo "bench-flanneld.sh: report written to $(readlink -f "$REPORT")" >&2

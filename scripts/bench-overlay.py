@@ -17,237 +17,30 @@ one thread; it never starts another) to talk to etcd over its HTTP/JSON gateway;
 iperf3 it starts runs in one of the PREFIX* namespaces. Progress goes to stderr; the markdown report
 goes to stdout and to REPORT_MD, the chart to SVG, the raw samples to JSON.
 """
-import base64
-import ctypes
-import http.client
 import json
 import math
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from xml.sax.saxutils import escape
 
+from benchlab import (ENDPOINT, BenchError, add_host, add_pod, alive, configure, cpu_secs, env_int,
+                      etcd, flanneld, hosts, ip, log, ns, nsexec, ping_ok, proc_status, spawn,
+                      session, start_lab, subnet_env, wait_subnet_env)
+
 tmp, weft, prefix, report_md, svg_path, json_path = sys.argv[1:7]
-
-
-def env_int(name, default):
-    v = os.environ.get(name, str(default))
-    if not v.isdigit() or int(v) < 1:
-        print(f"bench-overlay: {name} must be a positive integer", file=sys.stderr)
-        sys.exit(2)
-    return int(v)
-
+configure("bench-overlay", prefix, tmp)
 
 SECS = env_int("BENCH_OVERLAY_SECS", 5)          # measured seconds per TCP run (plus 1 s omitted)
 UDP_SECS = env_int("BENCH_OVERLAY_UDP_SECS", 3)  # seconds per 64-byte UDP run
 ROUNDS = env_int("BENCH_OVERLAY_ROUNDS", 3)      # rounds (every path, every kind of run)
 UDP_LEN = 64                                     # UDP payload bytes in the packets/s runs
 
-UL_NET = "192.168.77"
-ETCD_IP = f"{UL_NET}.254"
-ENDPOINT = f"http://{ETCD_IP}:2379"
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise BenchError(msg)
-
-
-def log(msg):
-    print(f"bench-overlay: {msg}", file=sys.stderr, flush=True)
-
-
-def ns(name):
-    return f"{prefix}{name}"
-
-
-def nspath(name):
-    return f"/run/netns/{ns(name)}"
-
-
-# ---- processes ------------------------------------------------------------------------------------
-procs = []  # every process started here, stopped in reverse order at the end
-
-
-def open_ns(name):
-    return os.open(nspath(name), os.O_RDONLY | os.O_CLOEXEC)
-
-
-def setns_fd(fd):
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"setns: {os.strerror(e)}")
-
-
-def spawn(netns, argv, log_path=None, env=None):
-    """Starts argv inside namespace `netns` (setns between fork and exec)."""
-    fd = open_ns(netns)
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    try:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                             preexec_fn=lambda: setns_fd(fd))
-    finally:
-        os.close(fd)
-        if log_path:
-            out.close()
-    procs.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGTERM, timeout=10):
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    if p in procs:
-        procs.remove(p)
-    return p.returncode
-
-
-def stop_all():
-    for p in reversed(list(procs)):
-        try:
-            stop(p, timeout=5)
-        except Exception:  # best effort; bench-overlay.sh kills whatever is left in our netns
-            pass
-
-
-def run(argv, ok=True, **kw):
-    r = subprocess.run(argv, capture_output=True, text=True, **kw)
-    if ok and r.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()}")
-    return r
-
-
-def ip(*args, ok=True):
-    return run(["ip", *args], ok=ok)
-
-
-def ip_batch(netns, lines):
-    argv = ["ip"] + (["-n", ns(netns)] if netns else []) + ["-batch", "-"]
-    r = subprocess.run(argv, input="".join(l + "\n" for l in lines), capture_output=True, text=True)
-    if r.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} failed: {r.stderr.strip()}\n  batch: {lines}")
-
-
-def nsexec(netns, *argv, ok=True, **kw):
-    return run(["ip", "netns", "exec", ns(netns), *argv], ok=ok, **kw)
-
-
-def tail(path, n=30):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return "(no log)"
-
-
-def wait_until(what, limit, f, every=0.05):
-    t = time.monotonic()
-    while True:
-        v = f()
-        if v:
-            return v
-        check(time.monotonic() - t < limit, f"timed out after {limit} s waiting for {what}")
-        time.sleep(every)
-
-
-# ---- etcd (its HTTP/JSON gateway; this process lives in the underlay namespace) ------------------
-def etcd_put(key, value):
-    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
-    c = http.client.HTTPConnection(ETCD_IP, 2379, timeout=10)
-    try:
-        c.request("POST", "/v3/kv/put", json.dumps({"key": b64(key), "value": b64(value)}),
-                  {"Content-Type": "application/json"})
-        r = c.getresponse()
-        out = r.read()
-        check(r.status == 200, f"etcd put {key}: HTTP {r.status}: {out[:300]!r}")
-    finally:
-        c.close()
-
-
-def etcd_healthy():
-    try:
-        c = http.client.HTTPConnection(ETCD_IP, 2379, timeout=1)
-        c.request("GET", "/health")
-        r = c.getresponse()
-        ok = r.status == 200 and b"true" in r.read()
-        c.close()
-        return ok
-    except OSError:
-        return False
-
-
-# ---- topology -------------------------------------------------------------------------------------
-hosts = {}  # name -> dict(ip=..., n=..., dir=...)
-
-
-def make_underlay():
-    ip("netns", "add", ns("ul"))
-    # A fixed MAC: a bridge without one takes the lowest of its ports' and changes it as ports
-    # come and go, leaving every host's ARP entry for etcd stale.
-    ip_batch("ul", ["link set lo up", "link add ul0 address 0e:fb:00:00:00:fe type bridge",
-                    f"addr add {ETCD_IP}/24 dev ul0", "link set ul0 up"])
-
-
-def add_host(name, n):
-    ip("netns", "add", ns(name))
-    ip_batch("ul", [f"link add u{n} type veth peer name eth0 netns {ns(name)}",
-                    f"link set u{n} master ul0 up"])
-    ip_batch(name, ["link set lo up", f"addr add {UL_NET}.{n}/24 dev eth0", "link set eth0 up",
-                    f"route add default via {ETCD_IP}"])
-    nsexec(name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    d = os.path.join(tmp, "hosts", name)
-    os.makedirs(d, exist_ok=True)
-    hosts[name] = {"ip": f"{UL_NET}.{n}", "n": n, "dir": d}
-
-
-def add_pod(host, gw_cidr, mtu):
-    """Pod namespace HOST-p behind cni0 (gw_cidr, e.g. 10.64.3.1/24) with address .2; returns it."""
-    gw, plen = gw_cidr.split("/")
-    pod_ip = gw.rsplit(".", 1)[0] + ".2"
-    pod = f"{host}-p"
-    ip("netns", "add", ns(pod))
-    ip_batch(host, ["link add cni0 type bridge", f"addr add {gw_cidr} dev cni0", "link set cni0 up",
-                    f"link add vp0 mtu {mtu} type veth peer name eth0 mtu {mtu} netns {ns(pod)}",
-                    "link set vp0 master cni0 up"])
-    ip_batch(pod, ["link set lo up", f"addr add {pod_ip}/{plen} dev eth0", "link set eth0 up",
-                   f"route add default via {gw}"])
-    return pod_ip
-
-
-def subnet_env(host):
-    with open(os.path.join(hosts[host]["dir"], "subnet.env")) as f:
-        return dict(l.split("=", 1) for l in f.read().split())
-
-
-def ping_ok(src, dst, limit=15):
-    def once():
-        return nsexec(src, "ping", "-c", "1", "-W", "1", dst, ok=False).returncode == 0
-    try:
-        wait_until(f"{ns(src)} to reach {dst}", limit, once, every=0.2)
-    except BenchError as e:
-        raise BenchError(f"{e}: no connectivity")
-
 
 # ---- flanneld -------------------------------------------------------------------------------------
-flanneld = {}  # host -> Popen
-
-
 def start_flanneld(host, etcd_prefix, env=None):
     h = hosts[host]
     h["log"] = os.path.join(h["dir"], "flanneld.log")
@@ -255,27 +48,6 @@ def start_flanneld(host, etcd_prefix, env=None):
                                   f"-etcd-prefix={etcd_prefix}",
                                   f"-subnet-file={os.path.join(h['dir'], 'subnet.env')}"],
                            h["log"], env=env)
-
-
-def alive(host):
-    p = flanneld[host]
-    check(p.poll() is None, f"flanneld in {ns(host)} died (exit {p.returncode}):\n{tail(hosts[host]['log'])}")
-
-
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for l in f:
-            k, _, v = l.partition(":")
-            if k in ("VmRSS", "VmHWM", "Threads"):
-                out[k] = int(v.split()[0])
-    return out
-
-
-def cpu_secs(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
 def udp_snmp(netns):
@@ -393,11 +165,6 @@ def phase_measure(targets):
 
 
 # ---- main -----------------------------------------------------------------------------------------
-def on_term(signum, frame):
-    raise KeyboardInterrupt
-
-
-signal.signal(signal.SIGTERM, on_term)
 t_start = time.monotonic()
 phase_secs = {}
 load_before = open("/proc/loadavg").read().split()[:3]
@@ -405,20 +172,8 @@ offload_line = {}
 counters = {}
 sockbuf = {}  # udp host -> "rb / tb" KiB of flanneld's socket
 mem = {}
-try:
-    make_underlay()
-    ul_fd = open_ns("ul")
-    setns_fd(ul_fd)  # this (single-threaded) process now talks to etcd from the underlay
-    os.close(ul_fd)
-    etcd_dir = os.path.join(tmp, "etcd")
-    os.makedirs(etcd_dir)
-    spawn("ul", ["etcd", "--name", "wob", "--data-dir", os.path.join(etcd_dir, "data"),
-                 "--listen-client-urls", ENDPOINT, "--advertise-client-urls", ENDPOINT,
-                 "--listen-peer-urls", "http://127.0.0.1:2380",
-                 "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-                 "--initial-cluster", "wob=http://127.0.0.1:2380"],
-          os.path.join(etcd_dir, "etcd.log"))
-    wait_until("etcd to answer", 30, etcd_healthy, every=0.1)
+with session():
+    start_lab("wob")  # this (single-threaded) process now talks to etcd from the underlay
     for name, n in HOSTS.items():
         add_host(name, n)
 
@@ -427,12 +182,11 @@ try:
             continue
         pfx = f"/wob/{path}"
         # udp written as upstream users write it: Backend.Type "udp" (its default Port 8285).
-        etcd_put(f"{pfx}/config", json.dumps({"Network": network, "Backend": {"Type": backend}}))
+        etcd.put(f"{pfx}/config", json.dumps({"Network": network, "Backend": {"Type": backend}}))
         for h in (cli, srv):
             start_flanneld(h, pfx, env=dict(os.environ, **extra) if extra else None)
     for h in flanneld:
-        wait_until(f"subnet.env in {ns(h)}", 60,
-                   lambda h=h: (alive(h), os.path.exists(os.path.join(hosts[h]["dir"], "subnet.env")))[1])
+        wait_subnet_env(h)
     targets = {}
     for path, (label, cli, srv, backend, network, extra) in PATHS.items():
         if backend is None:
@@ -485,15 +239,6 @@ try:
             errs = [l.strip() for l in f if l.startswith(("[WARN", "[ERROR")) or "panick" in l]
         if errs:
             notes.append(f"flanneld in {h} logged {len(errs)} warning/error line(s); last: {errs[-1]}")
-except BenchError as e:
-    print(f"bench-overlay: FAILED: {e}", file=sys.stderr)
-    stop_all()
-    sys.exit(1)
-except KeyboardInterrupt:
-    print("bench-overlay: interrupted", file=sys.stderr)
-    stop_all()
-    sys.exit(130)
-stop_all()
 load_after = open("/proc/loadavg").read().split()[:3]
 
 

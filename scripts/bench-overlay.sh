@@ -46,62 +46,16 @@ done
 [ -c /dev/net/tun ] || { echo "bench-overlay.sh: the udp backend needs /dev/net/tun (modprobe tun)" >&2; exit 1; }
 
 prefix="wob-$$-"
-tmp=""
-py=""
-ours() { ip netns list 2>/dev/null | awk '{print $1}' | grep -- "^$prefix" || true; }
-cleanup() {
-    local rc=$? pids left ns
-    trap - EXIT INT TERM
-    # The Python body first (a signal got us out of `wait`): it stops what it started and exits.
-    if [ -n "$py" ] && kill -0 "$py" 2>/dev/null; then
-        kill -TERM "$py" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$py" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$py" 2>/dev/null || true
-    fi
-    # Then whatever still runs in our namespaces (deleting a namespace does not stop what runs in
-    # it), by pid: TERM, and KILL what is still there after 5 s.
-    pids=$(for ns in $(ours); do ip netns pids "$ns" 2>/dev/null; done | grep -vx "$$" | sort -u || true)
-    left=""
-    if [ -n "$pids" ]; then
-        # shellcheck disable=SC2086 # a list of pids
-        kill -TERM $pids 2>/dev/null || true
-        for _ in $(seq 50); do
-            left=$(for p in $pids; do [ -d "/proc/$p" ] && echo "$p"; done || true)
-            [ -z "$left" ] && break
-            sleep 0.1
-        done
-        if [ -n "$left" ]; then
-            # shellcheck disable=SC2086
-            kill -KILL $left 2>/dev/null || true
-        fi
-    fi
-    ours | sed 's/^/netns del /' | ip -force -batch - >/dev/null 2>&1 || true
-    for ns in $(ours); do
-        ip netns del "$ns" 2>/dev/null || echo "bench-overlay.sh: could not delete netns $ns" >&2
-    done
-    if [ -n "$tmp" ]; then
-        if [ -n "${BENCH_OVERLAY_LOGS:-}" ]; then
-            mkdir -p "$BENCH_OVERLAY_LOGS" &&
-                (cd "$tmp" && find . -name '*.log' -exec cp --parents {} "$BENCH_OVERLAY_LOGS" \;) ||
-                echo "bench-overlay.sh: could not copy the logs to $BENCH_OVERLAY_LOGS" >&2
-        fi
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+TAG=bench-overlay.sh
+LOGS=${BENCH_OVERLAY_LOGS:-}
+# shellcheck source=scripts/benchlab.sh
+. "$HERE/benchlab.sh"
+lab_trap
 
 start=$SECONDS
-base=/tmp
-[ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
-tmp=$(mktemp -d "$base/weft-bench-overlay.XXXXXX")
+lab_tmp bench-overlay
 mkdir -p "$OUT"
-# In the background and waited for, so that a signal runs the trap at once, not when it is done.
-python3 "$HERE/bench-overlay.py" "$tmp" "$WEFT" "$prefix" "$REPORT" "$OUT/overlay.svg" "$OUT/overlay.json" &
-py=$!
-wait "$py"
+lab_body "$HERE/bench-overlay.py" "$tmp" "$WEFT" "$prefix" "$REPORT" "$OUT/overlay.svg" "$OUT/overlay.json"
 if [ "${BENCH_OVERLAY_DOCS:-1}" != 0 ]; then
     mkdir -p "$HERE/../docs"
     cp "$OUT/overlay.svg" "$HERE/../docs/bench-overlay.svg"

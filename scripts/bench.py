@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from benchlab import BenchError, check, configure, log
+
 tmp, go_dir, n, warmup, prefix, weft_bin, pods, conc, results_md = sys.argv[1:10]
 n, warmup, pods, conc = int(n), int(warmup), int(pods), int(conc)
 launcher = os.path.join(tmp, "bench-run")
@@ -27,18 +29,7 @@ IMPL_TAG = {"weft": "w", "Go": "g"}
 total = warmup + n
 PATH_ENV = "/usr/sbin:/usr/bin:/sbin:/bin"
 
-
-class BenchError(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise BenchError(msg)
-
-
-def log(msg):
-    print(f"bench.sh: {msg}", file=sys.stderr, flush=True)
+configure("bench.sh", prefix, tmp)
 
 
 def ip(*args, ok=True):

@@ -510,6 +510,22 @@ for scenario in ("loopback", "host-local", LAT_LABEL["br"], LAT_LABEL["pt"]):
         md.append(f"| {scenario} {command} | {ms(wm)} ({ms(p95(wt))}) | {ms(gm)} ({ms(p95(gt))}) "
                   f"| {wm / gm:.2f} | {max(s[1] for s in w)} / {max(s[1] for s in g)} |")
 md.append("")
+# The kernel's work for a new attachment grows with the ones already there (the ARP flood to every
+# bridge port, the /proc/sys lookups across namespaces), and it is the same for both; the ratio
+# by quarter of the run shows how much of it weft's share is.
+quarters = [(k * n // 4, (k + 1) * n // 4) for k in range(4) if (k + 1) * n // 4 > k * n // 4]
+md.append("ADD by how many attachments the host already had (weft / Go median ms, and the ratio):")
+md.append("")
+md.append("| op | " + " | ".join(f"{warmup + a} to {warmup + b - 1}" for a, b in quarters) + " |")
+md.append("|---|" + "---:|" * len(quarters))
+for scenario in (LAT_LABEL["br"], LAT_LABEL["pt"]):
+    cells = []
+    for a, b in quarters:
+        wm = statistics.median(x[0] for x in samples[(scenario, "ADD", "weft")][a:b])
+        gm = statistics.median(x[0] for x in samples[(scenario, "ADD", "Go")][a:b])
+        cells.append(f"{ms(wm)} / {ms(gm)} ({wm / gm:.2f})")
+    md.append(f"| {scenario} ADD | " + " | ".join(cells) + " |")
+md.append("")
 
 tp_rate = {}
 for op in ("ADD", "DEL"):

@@ -14,7 +14,7 @@ use weft::cni::result::{CniResult, Interface};
 use weft::cni::{CmdArgs, Command, NetConf, Plugin};
 use weft::firewall::{masq, spoofcheck};
 use weft::iface::{self, check};
-use weft::netlink::{Handle, Link, IPV4_DEVCONF_ARP_NOTIFY};
+use weft::netlink::{Handle, Link, LinkEvents, IPV4_DEVCONF_ARP_NOTIFY};
 use weft::netns;
 use weft::sysctl;
 use weft::undo::Undo;
@@ -79,6 +79,7 @@ impl Plugin for Bridge {
             });
         }
 
+        let mut port_events = None;
         if bc.has_ipam {
             let ipam = delegate::add(&conf.ipam_type, &args.stdin, args, conf.result_version())?;
             undo.push("release the addresses", || {
@@ -102,7 +103,10 @@ impl Plugin for Bridge {
             })?;
             // Before the link comes up, so the kernel announces its addresses then.
             let _ = cont.set_ipv4_conf(pair.container.index, IPV4_DEVCONF_ARP_NOTIFY, 1);
-            iface::configure_iface(&ns, &cont, &pair.container, &result)?;
+            // The host side before the container's link comes up (the reference does it after;
+            // the state is the same): from the link-up on, the kernel's IPv6 worker holds RTNL
+            // while it floods the new link-local address's announcements to every port, and
+            // the lookups and changes here would wait for it.
             if bc.is_gateway {
                 let gw_link = if bc.vlan != 0 && !(gateways.v4.is_empty() && gateways.v6.is_empty())
                 {
@@ -125,6 +129,10 @@ impl Plugin for Bridge {
                 sysctl::enable_forwarding(&host, !gateways.v4.is_empty(), !gateways.v6.is_empty())
                     .context("failed to enable forwarding")?;
             }
+            // The bridge's MAC is final once its port is enslaved and its address set.
+            result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
+            port_events = LinkEvents::changes_of(pair.host.index).ok();
+            iface::configure_iface(&ns, &cont, &pair.container, &result)?;
             if bc.ip_masq {
                 let nets: Vec<_> = result.ips.iter().map(|i| i.address).collect();
                 let backend = bc.ip_masq_backend.as_deref();
@@ -134,18 +142,23 @@ impl Plugin for Bridge {
                     masq::teardown_ip_masq(backend, &nets, &conf.name, ifname, &args.container_id)
                 });
             }
-        } else if !bc.disable_container_interface {
-            cont.set_link_up(pair.container.index, true)
-                .with_context(|| format!("failed to set {:?} up", args.ifname))?;
+        } else {
+            result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
+            if !bc.disable_container_interface {
+                port_events = LinkEvents::changes_of(pair.host.index).ok();
+                cont.set_link_up(pair.container.index, true)
+                    .with_context(|| format!("failed to set {:?} up", args.ifname))?;
+            }
         }
 
-        // Both MACs can change once the port is enslaved and the bridge addressed.
+        // The host veth's MAC as the kernel reports it once the port is up.
         let host_veth = if bc.disable_container_interface {
             host.link_by_index(pair.host.index)?
+        } else if let Some(events) = port_events {
+            iface::wait_oper_up_notified(&host, events, pair.host.index)?
         } else {
             iface::wait_oper_up(&host, pair.host.index)?
         };
-        result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
         result.interfaces[1].mac = host_veth.mac_string();
         if let Some(dns) = bc.dns {
             result.dns = dns;

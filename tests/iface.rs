@@ -6,7 +6,10 @@ use common::*;
 use std::os::fd::AsFd;
 use weft::cni::result::{CniResult, Interface, IpConfig, Route};
 use weft::iface::unregister::peer_in_this_namespace;
-use weft::iface::{configure_iface, delete_link_collect_addrs, ensure_addr, setup_veth};
+use weft::iface::{
+    configure_iface, delete_link_collect_addrs, ensure_addr, setup_veth, wait_oper_up_notified,
+};
+use weft::netlink::LinkEvents;
 
 fn global_addrs(ns: &Netns, dev: &str) -> Vec<String> {
     ns.ipj(&["addr", "show", "dev", dev])[0]["addr_info"]
@@ -231,4 +234,40 @@ fn veth_deletion_seen_from_the_peers_namespace() {
         .run(|| delete_link_collect_addrs(ch, "eth0", true))
         .unwrap()
         .is_empty());
+}
+
+/// The bridge port's oper-up wait on notifications: it returns the port's state once the
+/// container end comes up (the port's MAC as `ip link` reports it), and when the container end
+/// never comes up it fails as the polling wait does, with the state it last saw.
+#[test]
+fn oper_up_wait_on_notifications() {
+    let (host, ctr) = (Netns::new("ouh"), Netns::new("ouc"));
+    let (hn, hh) = host.handle();
+    let (cn, ch) = ctr.handle();
+    hh.create_bridge("br0", None, false).unwrap();
+    hh.set_link_up(hh.link_by_name("br0").unwrap().index, true)
+        .unwrap();
+    let br = hh.link_by_name("br0").unwrap();
+    let pair = setup_veth(&hh, &ch, cn.as_fd(), "eth0", None, None, Some(br.index)).unwrap();
+    assert!(!hh.link_by_index(pair.host.index).unwrap().oper_up);
+    let events = hn
+        .run(|| Ok(LinkEvents::changes_of(pair.host.index)?))
+        .unwrap();
+    ch.set_link_up(pair.container.index, true).unwrap();
+    let port = wait_oper_up_notified(&hh, events, pair.host.index).unwrap();
+    assert!(port.oper_up);
+    assert_eq!(port.index, pair.host.index);
+    let shown = &host.ipj(&["link", "show", &pair.host.name])[0];
+    assert_eq!(shown["address"].as_str().unwrap(), port.mac_string());
+    assert_eq!(shown["operstate"], "UP");
+
+    // A port whose container end stays down: the wait gives up after the reference's 2.55 s.
+    let ctr2 = Netns::new("ouc2");
+    let (cn2, ch2) = ctr2.handle();
+    let pair2 = setup_veth(&hh, &ch2, cn2.as_fd(), "eth0", None, None, Some(br.index)).unwrap();
+    let events = hn
+        .run(|| Ok(LinkEvents::changes_of(pair2.host.index)?))
+        .unwrap();
+    let e = wait_oper_up_notified(&hh, events, pair2.host.index).unwrap_err();
+    assert_eq!(e.to_string(), "bridge port in error state: down");
 }

@@ -407,3 +407,53 @@ fn link_events_see_only_the_watched_deletion() {
     h.delete_link(a).unwrap();
     assert!(ev.saw_deleted(a).unwrap());
 }
+
+/// The change watch reports its link's new state (here: operationally up once the peer comes
+/// up) and nothing of other links.
+#[test]
+fn link_events_report_the_watched_links_changes_only() {
+    let ns = Netns::new("nlch");
+    let (n, h) = ns.handle();
+    h.create_veth("va", "vb", VethOptions::default()).unwrap();
+    let (a, b) = (
+        h.link_by_name("va").unwrap().index,
+        h.link_by_name("vb").unwrap().index,
+    );
+    let mut ev = n
+        .run(|| Ok(weft::netlink::LinkEvents::changes_of(a)?))
+        .unwrap();
+    h.set_link_up(a, true).unwrap();
+    h.set_link_up(b, true).unwrap();
+    // The kernel's link watch sets the operational state after the requests return.
+    let mut last = None;
+    for _ in 0..200 {
+        if let Some(l) = ev.latest(a).unwrap() {
+            assert_eq!(l.index, a);
+            last = Some(l);
+        }
+        if last.as_ref().is_some_and(|l| l.oper_up) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let last = last.expect("no notification for va");
+    assert!(last.oper_up, "va never reported up: {last:?}");
+    assert_eq!(last.mac, h.link_by_index(a).unwrap().mac);
+    // A change of vb alone: the filter keeps it out of the queue.
+    h.set_link_mtu(b, 1400).unwrap();
+    assert!(
+        ev.latest(b).unwrap().is_none(),
+        "vb's change got through the filter"
+    );
+    // vb going down takes va's carrier: that is va's change, and it is reported.
+    h.set_link_up(b, false).unwrap();
+    let mut down = false;
+    for _ in 0..200 {
+        if ev.latest(a).unwrap().is_some_and(|l| !l.oper_up) {
+            down = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(down, "va's loss of carrier was not reported");
+}

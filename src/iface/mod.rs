@@ -14,7 +14,8 @@ pub mod veth;
 pub use configure::configure_iface;
 pub use gateway::ensure_addr;
 pub use veth::{
-    delete_container_link, delete_link_collect_addrs, setup_veth, wait_oper_up, VethPair,
+    delete_container_link, delete_link_collect_addrs, setup_veth, wait_oper_up,
+    wait_oper_up_notified, VethPair,
 };
 
 /// A config's `mtu`: 0 is the kernel's default; otherwise what a link can take (68..65535).

@@ -1,12 +1,12 @@
 //! The veth pair between a container and the host, made the way the reference plugins make it.
 
-use crate::netlink::{Handle, Link, VethOptions};
+use crate::netlink::{Handle, Link, LinkEvents, VethOptions};
 use crate::netns;
 use crate::sysctl;
 use anyhow::{anyhow, bail, Context, Result};
 use ipnet::IpNet;
 use std::os::fd::BorrowedFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Both ends of a new pair.
 #[derive(Debug, Clone)]
@@ -150,11 +150,14 @@ fn is_global_unicast(n: &IpNet) -> bool {
     }
 }
 
+/// The reference's pauses between looks at a new port's operational state.
+const OPER_UP_POLLS: [u64; 5] = [0, 50, 500, 1000, 1000];
+
 /// Waits for a new bridge port to leave the disabled state, polling after 0, 50, 500, 1000 and
 /// 1000 ms as the reference does. Fails with the last operational state seen.
 pub fn wait_oper_up(h: &Handle, index: i32) -> Result<Link> {
     let mut last = None;
-    for ms in [0u64, 50, 500, 1000, 1000] {
+    for ms in OPER_UP_POLLS {
         std::thread::sleep(Duration::from_millis(ms));
         let l = h.link_by_index(index)?;
         if l.oper_up {
@@ -163,5 +166,45 @@ pub fn wait_oper_up(h: &Handle, index: i32) -> Result<Link> {
         last = Some(l);
     }
     let l = last.expect("polled at least once");
+    bail!("bridge port in error state: {}", l.oper_state_name())
+}
+
+/// [`wait_oper_up`] on the kernel's notifications, for as long as the reference's polls take in
+/// all: `events` ([`LinkEvents::changes_of`] the port) must have been opened before the change
+/// that brings the port up. Why: the port's state is set by the kernel's link watch soon after
+/// the container end comes up, and a first look before that costs the polling wait a 50 ms
+/// pause (often, with ADDs running side by side); a notification ends the wait when the state
+/// is set. And a look takes RTNL, which right after the link-up the kernel's IPv6 worker holds
+/// while it floods the new link-local address's announcements to every port. Lost
+/// notifications fall back to polling.
+pub fn wait_oper_up_notified(h: &Handle, mut events: LinkEvents, index: i32) -> Result<Link> {
+    let deadline = Instant::now() + Duration::from_millis(OPER_UP_POLLS.iter().sum());
+    loop {
+        match events.latest(index) {
+            Ok(Some(l)) if l.oper_up => return Ok(l),
+            Ok(_) => {}
+            Err(_) => return wait_oper_up(h, index),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut fd = libc::pollfd {
+            fd: events.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one pollfd, alive for the call.
+        if unsafe { libc::poll(&mut fd, 1, ms) } < 0
+            && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            return wait_oper_up(h, index);
+        }
+    }
+    let l = h.link_by_index(index)?;
+    if l.oper_up {
+        return Ok(l);
+    }
     bail!("bridge port in error state: {}", l.oper_state_name())
 }

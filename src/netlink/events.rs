@@ -1,6 +1,6 @@
 //! Link notifications: `ip monitor link` in the namespace of the thread that opens them.
 
-use super::{Error, Result, NLMSG_HDRLEN};
+use super::{Error, Link, Result, NLMSG_HDRLEN};
 use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
@@ -21,10 +21,20 @@ impl LinkEvents {
     /// one in the kernel: on a busy host the namespace's link notifications would otherwise
     /// wake the reader and fill its buffer.
     pub fn deletions_of(index: i32) -> Result<LinkEvents> {
+        LinkEvents::filtered(libc::RTM_DELLINK, index)
+    }
+
+    /// Notifications of changes to link `index` only (RTM_NEWLINK: its flags, operational
+    /// state, master...), filtered as [`LinkEvents::deletions_of`].
+    pub fn changes_of(index: i32) -> Result<LinkEvents> {
+        LinkEvents::filtered(libc::RTM_NEWLINK, index)
+    }
+
+    fn filtered(kind: u16, index: i32) -> Result<LinkEvents> {
         let op = "subscribe to link notifications";
         let err = |e: std::io::Error| Error::new(op, e.to_string());
         let socket = NlSocket::new(NlFamily::Route).map_err(err)?;
-        let mut filter = dellink_filter(index);
+        let mut filter = link_filter(kind, index);
         let prog = libc::sock_fprog {
             len: filter.len() as libc::c_ushort,
             filter: filter.as_mut_ptr(),
@@ -64,35 +74,55 @@ impl LinkEvents {
     /// another way.
     pub fn saw_deleted(&mut self, index: i32) -> Result<bool> {
         let mut seen = false;
+        self.drain(|kind, body| {
+            seen |= kind == libc::RTM_DELLINK && index_of(body) == Some(index)
+        })?;
+        Ok(seen)
+    }
+
+    /// Reads every queued notification and returns the newest state of link `index` they
+    /// announced, if any. Errors as [`LinkEvents::saw_deleted`].
+    pub fn latest(&mut self, index: i32) -> Result<Option<Link>> {
+        let mut last = None;
+        self.drain(|kind, body| {
+            if kind == libc::RTM_NEWLINK && index_of(body) == Some(index) {
+                last = Link::from_body(body).or(last.take());
+            }
+        })?;
+        Ok(last)
+    }
+
+    /// Hands the type and body of every message of every queued datagram to `each`.
+    fn drain(&mut self, mut each: impl FnMut(u16, &[u8])) -> Result<()> {
         loop {
             let n = match self.socket.recv(&mut self.buf[..], Msg::DONTWAIT) {
                 Ok((n, _)) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(seen),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::new("read link notifications", e.to_string())),
             };
-            seen |= dellink_in(&self.buf[..n], index);
+            for_each_message(&self.buf[..n], &mut each);
         }
     }
 }
 
-/// A classic BPF program that accepts a datagram only if it starts with an RTM_DELLINK for
-/// `index`. BPF loads are big-endian and netlink fields native-endian, hence the byte order
-/// of the constants.
-fn dellink_filter(index: i32) -> [libc::sock_filter; 6] {
+/// A classic BPF program that accepts a datagram only if it starts with a message of type
+/// `kind` for link `index`. BPF loads are big-endian and netlink fields native-endian, hence
+/// the byte order of the constants.
+fn link_filter(kind: u16, index: i32) -> [libc::sock_filter; 6] {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
         jf,
         k,
     };
-    let dellink = u16::from_be_bytes(libc::RTM_DELLINK.to_ne_bytes()) as u32;
+    let kind = u16::from_be_bytes(kind.to_ne_bytes()) as u32;
     let index = u32::from_be_bytes(index.to_ne_bytes());
     let reject = 0;
     [
         // nlmsg_type
         op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 4),
-        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 3, dellink),
+        op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 3, kind),
         // ifinfomsg.ifi_index, after the 16-byte header
         op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 20),
         op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, index),
@@ -101,25 +131,22 @@ fn dellink_filter(index: i32) -> [libc::sock_filter; 6] {
     ]
 }
 
-/// True if the datagram `buf` holds an RTM_DELLINK for `index`.
-fn dellink_in(mut buf: &[u8], index: i32) -> bool {
+/// The messages of the datagram `buf`, as (type, body); stops at a malformed length.
+fn for_each_message(mut buf: &[u8], each: &mut impl FnMut(u16, &[u8])) {
     while buf.len() >= NLMSG_HDRLEN {
         let len = u32::from_ne_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
         if len < NLMSG_HDRLEN || len > buf.len() {
-            return false;
+            return;
         }
         let kind = u16::from_ne_bytes(buf[4..6].try_into().expect("2 bytes"));
-        // struct ifinfomsg: family, pad, type (u16), then the index.
-        let body = &buf[NLMSG_HDRLEN..len];
-        if kind == libc::RTM_DELLINK && body.len() >= 8 {
-            let their = i32::from_ne_bytes(body[4..8].try_into().expect("4 bytes"));
-            if their == index {
-                return true;
-            }
-        }
+        each(kind, &buf[NLMSG_HDRLEN..len]);
         buf = &buf[len.next_multiple_of(4).min(buf.len())..];
     }
-    false
+}
+
+/// The link index of an ifinfomsg body (family, pad, type (u16), then the index).
+fn index_of(body: &[u8]) -> Option<i32> {
+    Some(i32::from_ne_bytes(body.get(4..8)?.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -135,6 +162,14 @@ mod tests {
         m.extend_from_slice(&index.to_ne_bytes());
         m.extend_from_slice(&[0; 8]);
         m
+    }
+
+    fn dellink_in(buf: &[u8], index: i32) -> bool {
+        let mut seen = false;
+        for_each_message(buf, &mut |kind, body| {
+            seen |= kind == libc::RTM_DELLINK && index_of(body) == Some(index)
+        });
+        seen
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub struct Link {
 }
 
 impl Link {
+    /// A link from the body (after the netlink header) of an RTM_NEWLINK message.
+    pub(super) fn from_body(body: &[u8]) -> Option<Link> {
+        use neli::FromBytesWithInput;
+        let msg =
+            Ifinfomsg::from_bytes_with_input(&mut std::io::Cursor::new(body), body.len()).ok()?;
+        Some(Link::from_msg(&msg))
+    }
+
     fn from_msg(msg: &Ifinfomsg) -> Link {
         let attrs = msg.rtattrs().get_attr_handle();
         let kind = attrs

@@ -171,12 +171,11 @@ pub fn wait_oper_up(h: &Handle, index: i32) -> Result<Link> {
 
 /// [`wait_oper_up`] on the kernel's notifications, for as long as the reference's polls take in
 /// all: `events` ([`LinkEvents::changes_of`] the port) must have been opened before the change
-/// that brings the port up. Why: the port's state is set by the kernel's link watch soon after
-/// the container end comes up, and a first look before that costs the polling wait a 50 ms
-/// pause (often, with ADDs running side by side); a notification ends the wait when the state
-/// is set. And a look takes RTNL, which right after the link-up the kernel's IPv6 worker holds
-/// while it floods the new link-local address's announcements to every port. Lost
-/// notifications fall back to polling.
+/// that brings the port up. Why: a look takes RTNL, and right after the container's link-up
+/// the kernel's IPv6 worker takes it to flood the new link-local address's announcements to
+/// every port of the bridge; the port's new state is announced by the kernel's link watch as
+/// soon as it is set, so the wait need not queue behind that flood. Lost notifications fall
+/// back to polling.
 pub fn wait_oper_up_notified(h: &Handle, mut events: LinkEvents, index: i32) -> Result<Link> {
     let deadline = Instant::now() + Duration::from_millis(OPER_UP_POLLS.iter().sum());
     loop {

@@ -74,9 +74,7 @@ impl LinkEvents {
     /// another way.
     pub fn saw_deleted(&mut self, index: i32) -> Result<bool> {
         let mut seen = false;
-        self.drain(|kind, body| {
-            seen |= kind == libc::RTM_DELLINK && index_of(body) == Some(index)
-        })?;
+        self.drain(|kind, body| seen |= is_deletion_of(kind, body, index))?;
         Ok(seen)
     }
 
@@ -144,6 +142,11 @@ fn for_each_message(mut buf: &[u8], each: &mut impl FnMut(u16, &[u8])) {
     }
 }
 
+/// True for the RTM_DELLINK of link `index`.
+fn is_deletion_of(kind: u16, body: &[u8], index: i32) -> bool {
+    kind == libc::RTM_DELLINK && index_of(body) == Some(index)
+}
+
 /// The link index of an ifinfomsg body (family, pad, type (u16), then the index).
 fn index_of(body: &[u8]) -> Option<i32> {
     Some(i32::from_ne_bytes(body.get(4..8)?.try_into().ok()?))
@@ -167,7 +170,7 @@ mod tests {
     fn dellink_in(buf: &[u8], index: i32) -> bool {
         let mut seen = false;
         for_each_message(buf, &mut |kind, body| {
-            seen |= kind == libc::RTM_DELLINK && index_of(body) == Some(index)
+            seen |= is_deletion_of(kind, body, index)
         });
         seen
     }

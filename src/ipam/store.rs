@@ -96,6 +96,17 @@ fn owner_line(id: &str, ifname: &str) -> String {
     format!("{}\r\n{}", id.trim(), ifname)
 }
 
+/// True if a reservation holding `data` (trimmed) belongs to the attachment whose owner line is
+/// `want`: that line, or a legacy file holding the container id alone.
+fn owned_by(data: &str, want: &str, id: &str) -> bool {
+    data == want || data == id.trim()
+}
+
+/// The address a reservation file is named after, if its name is one.
+fn ip_named(name: &CStr) -> Option<IpAddr> {
+    name.to_str().ok()?.parse().ok()
+}
+
 impl DiskStore {
     /// Opens (creating if needed) `<data_dir>/<network>` and its lock file. `network` must already
     /// be a validated network name, so it cannot climb out of `data_dir`.
@@ -172,7 +183,7 @@ impl DiskStore {
         let mut out = Vec::new();
         self.scan(
             |name, data| {
-                let Some(ip) = name.to_str().ok().and_then(|n| n.parse().ok()) else {
+                let Some(ip) = ip_named(name) else {
                     return;
                 };
                 let (id, ifname) = match data.split_once("\r\n") {
@@ -281,7 +292,7 @@ impl DiskStore {
     pub fn has_id(&self, id: &str, ifname: &str) -> Result<bool> {
         let want = owner_line(id, ifname);
         let mut found = false;
-        self.scan(|_, d| found |= d == want || d == id.trim(), |_| {})?;
+        self.scan(|_, d| found |= owned_by(d, &want, id), |_| {})?;
         Ok(found)
     }
 
@@ -419,8 +430,8 @@ impl Store for DiskStore {
         let mut ips = Vec::new();
         self.scan(
             |name, d| {
-                if d == want || d == id.trim() {
-                    ips.extend(name.to_str().ok().and_then(|n| n.parse::<IpAddr>().ok()));
+                if owned_by(d, &want, id) {
+                    ips.extend(ip_named(name));
                 }
             },
             |_| {},

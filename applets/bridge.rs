@@ -79,7 +79,7 @@ impl Plugin for Bridge {
             });
         }
 
-        let mut port_events = None;
+        let ifname = &args.ifname;
         if bc.has_ipam {
             let ipam = delegate::add(&conf.ipam_type, &args.stdin, args, conf.result_version())?;
             undo.push("release the addresses", || {
@@ -90,7 +90,6 @@ impl Plugin for Bridge {
             }
             (result.ips, result.routes, result.dns) = (ipam.ips, ipam.routes, ipam.dns);
             let gateways = calc_gateways(&mut result, &bc);
-            let ifname = &args.ifname;
             ns.run(|| {
                 // Errors ignored as the reference does: IPv6 may be off in the container.
                 if bc.enable_dad {
@@ -129,9 +128,16 @@ impl Plugin for Bridge {
                 sysctl::enable_forwarding(&host, !gateways.v4.is_empty(), !gateways.v6.is_empty())
                     .context("failed to enable forwarding")?;
             }
-            // The bridge's MAC is final once its port is enslaved and its address set.
-            result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
-            port_events = LinkEvents::changes_of(pair.host.index).ok();
+        }
+        // The bridge's MAC is final once its port is enslaved and its address set.
+        result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
+        // Opened before the link-up, so the port's coming up cannot be missed.
+        let port_events = if bc.disable_container_interface {
+            None
+        } else {
+            LinkEvents::changes_of(pair.host.index).ok()
+        };
+        if bc.has_ipam {
             iface::configure_iface(&ns, &cont, &pair.container, &result)?;
             if bc.ip_masq {
                 let nets: Vec<_> = result.ips.iter().map(|i| i.address).collect();
@@ -142,13 +148,9 @@ impl Plugin for Bridge {
                     masq::teardown_ip_masq(backend, &nets, &conf.name, ifname, &args.container_id)
                 });
             }
-        } else {
-            result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
-            if !bc.disable_container_interface {
-                port_events = LinkEvents::changes_of(pair.host.index).ok();
-                cont.set_link_up(pair.container.index, true)
-                    .with_context(|| format!("failed to set {:?} up", args.ifname))?;
-            }
+        } else if !bc.disable_container_interface {
+            cont.set_link_up(pair.container.index, true)
+                .with_context(|| format!("failed to set {ifname:?} up"))?;
         }
 
         // The host veth's MAC as the kernel reports it once the port is up.

@@ -165,8 +165,12 @@ pub fn wait_oper_up(h: &Handle, index: i32) -> Result<Link> {
         }
         last = Some(l);
     }
-    let l = last.expect("polled at least once");
-    bail!("bridge port in error state: {}", l.oper_state_name())
+    Err(not_up(&last.expect("polled at least once")))
+}
+
+/// The reference's error for a port that did not come up in time.
+fn not_up(l: &Link) -> anyhow::Error {
+    anyhow!("bridge port in error state: {}", l.oper_state_name())
 }
 
 /// [`wait_oper_up`] on the kernel's notifications, for as long as the reference's polls take in
@@ -205,5 +209,5 @@ pub fn wait_oper_up_notified(h: &Handle, mut events: LinkEvents, index: i32) -> 
     if l.oper_up {
         return Ok(l);
     }
-    bail!("bridge port in error state: {}", l.oper_state_name())
+    Err(not_up(&l))
 }

@@ -1,11 +1,10 @@
 # weft: see README.md. Every target works on a fresh Debian machine as root.
 SHELL := /bin/bash
 CARGO ?= cargo
-TARGET := x86_64-unknown-linux-gnu
-STATIC_BIN := target/$(TARGET)/release/weft
+STATIC_BIN := target/static/weft
 DEB_PACKAGES := build-essential pkg-config protobuf-compiler iproute2 iptables \
 	containernetworking-plugins hyperfine time jq file iputils-ping nftables \
-	etcd-server etcd-client openssl docker.io shellcheck iperf3
+	etcd-server etcd-client openssl docker.io shellcheck iperf3 musl-tools
 
 .PHONY: all build static check-static test validate bench demo demo-down dist vendor deps clean
 
@@ -18,11 +17,10 @@ deps:
 build:
 	$(CARGO) build --locked
 
-# A static-pie glibc binary: no musl target is available, and the binary must run anywhere.
+# One static executable, linked to target/static/weft: musl, or static-pie glibc where the musl
+# target cannot be had (see the script).
 static:
-	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --locked --release --target $(TARGET)
-	@file $(STATIC_BIN) || true
-	@ldd $(STATIC_BIN) 2>&1 || true
+	CARGO=$(CARGO) scripts/build-static.sh
 
 # The static binary must load no shared object: ldd says "statically linked" (static-pie) or
 # "not a dynamic executable" (static non-PIE), and it must run.

@@ -8,7 +8,7 @@
 #   4. pod-to-pod iperf3 TCP throughput (1 and 4 streams) over flanneld's vxlan and host-gw, over
 #      the same paths made by hand with `ip`, and over the bare underlay, interleaved in rounds.
 #
-#   scripts/bench-flanneld.sh target/x86_64-unknown-linux-gnu/release/weft [REPORT.md]
+#   scripts/bench-flanneld.sh target/static/weft [REPORT.md]
 #
 # As root. The report (markdown) goes to stdout and to REPORT.md (default target/bench/flanneld.md),
 # the raw samples to REPORT.md.json;

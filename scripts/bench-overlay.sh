@@ -5,7 +5,7 @@
 # (host to host over eth0, MTU 1500). Per path: iperf3 TCP throughput with 1 and 4 streams,
 # 64-byte UDP packets/s (receiver's count) and loss; flanneld's CPU and memory on the udp hosts.
 #
-#   scripts/bench-overlay.sh target/x86_64-unknown-linux-gnu/release/weft [REPORT.md]
+#   scripts/bench-overlay.sh target/static/weft [REPORT.md]
 #
 # As root. The report (markdown) goes to stdout and to REPORT.md (default target/bench/overlay.md),
 # the chart to target/bench/overlay.svg (copied to docs/bench-overlay.svg for README.md unless

@@ -4,7 +4,7 @@
 # them: exec'd under the plugin's name, CNI_* environment, config JSON on stdin, CNI_PATH the
 # implementation's own directory (so weft's bridge/ptp run host-local in-process, Go's exec it).
 #
-#   scripts/bench.sh target/x86_64-unknown-linux-gnu/release/weft     (as root; `make bench`)
+#   scripts/bench.sh target/static/weft     (as root; `make bench`)
 #
 # Environment: BENCH_N (measured iterations per op, default 200), BENCH_WARMUP (default 5),
 # BENCH_PODS (throughput pods, default 500), BENCH_CONC (throughput concurrency, default 16).

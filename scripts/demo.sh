@@ -189,7 +189,7 @@ fi
 [[ $IPERF_TIME =~ ^[0-9]+$ ]] || die "IPERF_TIME must be a number of seconds, not '$IPERF_TIME'"
 [ "$(id -u)" = 0 ] || die "the demo needs root: it creates network namespaces" "run: sudo make demo"
 
-bin_arg=${1:-$HERE/../target/x86_64-unknown-linux-gnu/release/weft}
+bin_arg=${1:-$HERE/../target/static/weft}
 { [ -f "$bin_arg" ] && [ -x "$bin_arg" ]; } ||
     die "$bin_arg is not an executable file" "build it first: make static (make demo does), or pass the binary: $0 target/debug/weft"
 WEFT=$(readlink -f "$bin_arg")

@@ -11,7 +11,7 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-binary=$root/target/x86_64-unknown-linux-gnu/release/weft
+binary=$root/target/static/weft
 out=$root/target/dist
 while [ $# -gt 0 ]; do
 	case $1 in

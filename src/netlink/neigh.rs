@@ -10,6 +10,9 @@ use neli::rtnl::{Ndmsg, NdmsgBuilder};
 use neli::types::{Buffer, RtBuffer};
 use std::net::IpAddr;
 
+// neli names this attribute only on glibc targets.
+const NDA_MASTER: Nda = Nda::UnrecognizedConst(9);
+
 /// Which neighbour table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpFamily {
@@ -57,7 +60,7 @@ impl Neighbour {
                 .unwrap_or_default(),
             state: msg.ndm_state().bits(),
             flags: msg.ndm_flags().bits(),
-            master: attrs.get_attr_payload_as::<u32>(Nda::Master).unwrap_or(0) as i32,
+            master: attrs.get_attr_payload_as::<u32>(NDA_MASTER).unwrap_or(0) as i32,
             vlan: attrs.get_attr_payload_as::<u16>(Nda::Vlan).ok(),
             vni: attrs.get_attr_payload_as::<u32>(Nda::Vni).ok(),
         }

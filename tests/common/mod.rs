@@ -36,8 +36,14 @@ pub fn require_root() {
     );
 }
 
+/// The binary under test: cargo's build of it, or the one `WEFT_TEST_BIN` names, so the suite
+/// can run against the release artifact (`WEFT_TEST_BIN=$PWD/target/static/weft`).
 pub fn weft() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_weft"))
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| match std::env::var_os("WEFT_TEST_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_weft")),
+    })
 }
 
 /// A directory of applet symlinks made by `weft --install`. It lives under cargo's per-target

@@ -24,7 +24,7 @@ pub fn version_of(bin: &Path) -> String {
 
 /// The static binary, checked to come from the same commit (and dirtiness) as this test's build.
 pub fn static_bin() -> PathBuf {
-    let p = repo().join("target/x86_64-unknown-linux-gnu/release/weft");
+    let p = repo().join("target/static/weft");
     assert!(
         p.exists(),
         "{p:?} missing: run `make static` first (make test does)"

@@ -70,7 +70,7 @@ impl Rx {
         loop {
             // The kernel shrinks these to what it wrote.
             for m in &mut msgs {
-                m.msg_hdr.msg_controllen = std::mem::size_of::<CmsgBuf>();
+                m.msg_hdr.msg_controllen = std::mem::size_of::<CmsgBuf>() as _;
                 m.msg_hdr.msg_flags = 0;
             }
             // SAFETY: every header points into buffers that outlive the call.
@@ -79,7 +79,7 @@ impl Rx {
                     fd,
                     msgs.as_mut_ptr(),
                     MSGS as libc::c_uint,
-                    libc::MSG_WAITFORONE,
+                    libc::MSG_WAITFORONE as _,
                     std::ptr::null_mut(),
                 )
             };

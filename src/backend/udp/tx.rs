@@ -125,7 +125,7 @@ impl Tx {
                 h.msg_name = addr_base.wrapping_add(j).cast();
                 h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
                 h.msg_iov = iov_base.wrapping_add(r.first);
-                h.msg_iovlen = r.count;
+                h.msg_iovlen = r.count as _;
                 if r.count > 1 {
                     set_segment_cmsg(h, cmsg_base.wrapping_add(j), r.seg as u16);
                 } else {
@@ -273,11 +273,11 @@ fn set_segment_cmsg(h: &mut libc::msghdr, buf: *mut CmsgBuf, seg: u16) {
     unsafe {
         let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) as usize;
         h.msg_control = buf.cast();
-        h.msg_controllen = space;
+        h.msg_controllen = space as _;
         let c = libc::CMSG_FIRSTHDR(h);
         (*c).cmsg_level = libc::SOL_UDP;
         (*c).cmsg_type = UDP_SEGMENT;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), seg);
     }
 }

@@ -7,6 +7,7 @@
 
 mod addr;
 mod bridge_port;
+mod errno;
 mod events;
 mod link;
 mod neigh;
@@ -56,7 +57,7 @@ impl Error {
         Error {
             op: op.into(),
             errno: Some(errno),
-            detail: std::io::Error::from_raw_os_error(errno).to_string(),
+            detail: errno::text(errno),
         }
     }
 

@@ -62,11 +62,7 @@ impl Error {
     }
 
     pub(crate) fn not_found(op: impl Into<String>) -> Error {
-        Error {
-            op: op.into(),
-            errno: Some(libc::ENODEV),
-            detail: "no such device".into(),
-        }
+        Error::from_errno(op, libc::ENODEV)
     }
 
     /// The kernel's errno, if the kernel answered with one.

@@ -39,6 +39,10 @@ impl Plugin for Bridge {
         let ns = netns::open_container(&args.netns)?;
         let cont = Handle::open_in(&ns)?;
         let mut undo = Undo::new();
+        // Beside the veth's creation, which needs nothing from it; see `EarlyAdd`.
+        let early_ipam = bc
+            .has_ipam
+            .then(|| delegate::add_early(&conf.ipam_type, args, conf.result_version()));
 
         let pair = iface::setup_veth(
             &host,
@@ -80,8 +84,8 @@ impl Plugin for Bridge {
         }
 
         let ifname = &args.ifname;
-        if bc.has_ipam {
-            let ipam = delegate::add(&conf.ipam_type, &args.stdin, args, conf.result_version())?;
+        if let Some(early) = early_ipam {
+            let ipam = early.finish()?;
             undo.push("release the addresses", || {
                 delegate::call(&conf.ipam_type, Command::Del, &args.stdin, args)
             });

@@ -407,8 +407,24 @@ fn bad_input_fails_cleanly() {
         .run("bridge", &site.env("ADD", "x", &ctr), &conf)
         .err(999);
     assert_eq!(msg, "container veth name (\"eth0\") already exists");
+    // IPAM ran beside the veth's creation (see delegate::EarlyAdd) and was taken back.
     assert!(host_veths(&site).is_empty() && site.reserved().is_empty());
     ctr.ip(&["link", "del", "eth0"]);
+    // A runtime repeating an ADD: the veth error, as the reference gives it, and the first
+    // ADD's address kept (host-local refused the duplicate, so there is nothing to release).
+    let first = site.run("bridge", &site.env("ADD", "again", &ctr), &conf);
+    first.ok();
+    let reserved = site.reserved();
+    assert_eq!(reserved.len(), 1);
+    let msg = site
+        .run("bridge", &site.env("ADD", "again", &ctr), &conf)
+        .err(999);
+    assert_eq!(msg, "container veth name (\"eth0\") already exists");
+    assert_eq!(site.reserved(), reserved);
+    assert_eq!(host_veths(&site).len(), 1);
+    site.run("bridge", &site.env("DEL", "again", &ctr), &conf)
+        .ok();
+    assert!(host_veths(&site).is_empty() && site.reserved().is_empty());
     // A bridge name taken by something that is not a bridge.
     site.host.ip(&[
         "link", "add", "notbr", "type", "veth", "peer", "name", "notbrp",

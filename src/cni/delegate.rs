@@ -56,21 +56,27 @@ fn is_this_binary(p: &std::path::Path) -> bool {
     }
 }
 
+/// The in-process entry for `plugin` found at `path`, if `path` is this binary and it has one.
+fn in_process_entry(plugin: &str, path: &std::path::Path) -> Option<InProcessFn> {
+    if !is_this_binary(path) {
+        return None;
+    }
+    IN_PROCESS.get().and_then(|lookup| lookup(plugin))
+}
+
 /// Runs `plugin` for `verb` and returns its stdout. The plugin's own error object comes back as
 /// a typed [`Error`], so its code survives unless a caller adds context.
 pub fn invoke(plugin: &str, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<Vec<u8>> {
     let path = find(plugin, &args.path)?;
-    if is_this_binary(&path) {
-        if let Some(entry) = IN_PROCESS.get().and_then(|lookup| lookup(plugin)) {
-            log::debug!("delegating {} to {plugin} in-process", verb.as_str());
-            let mut sub = args.clone();
-            sub.command = verb;
-            sub.stdin = stdin.to_vec();
-            return match entry(&sub) {
-                Ok(out) => Ok(out.unwrap_or_default().into_bytes()),
-                Err(e) => Err(e.into()),
-            };
-        }
+    if let Some(entry) = in_process_entry(plugin, &path) {
+        log::debug!("delegating {} to {plugin} in-process", verb.as_str());
+        let mut sub = args.clone();
+        sub.command = verb;
+        sub.stdin = stdin.to_vec();
+        return match entry(&sub) {
+            Ok(out) => Ok(out.unwrap_or_default().into_bytes()),
+            Err(e) => Err(e.into()),
+        };
     }
     exec(&path, verb, stdin, args)
 }
@@ -138,6 +144,81 @@ pub fn add(plugin: &str, stdin: &[u8], args: &CmdArgs, conf_version: &str) -> Re
     })?;
     let (res, _) = CniResult::parse(&value, conf_version)?;
     Ok(res)
+}
+
+/// A delegated ADD (with the caller's own stdin) started ahead of the point where its result
+/// is needed. When the plugin runs in this process it runs on a thread of its own beside the
+/// caller's other work; any other plugin is exec'd only at [`EarlyAdd::finish`], in the order
+/// the reference keeps.
+///
+/// Why: host-local reads every reservation of its network on each ADD (the duplicate check),
+/// about 7 µs a file, so on a node with 200 pods its ADD costs 1.5 ms more than on an empty
+/// one; the bridge plugin's veth creation, which needs nothing from IPAM, takes about as long
+/// in the kernel. Overlapping the two takes the larger of them off a pod's start.
+///
+/// Dropped unfinished (the caller failed before it needed the result), it waits for the ADD
+/// and, if that reserved anything, releases it with a DEL: nothing is left behind.
+pub struct EarlyAdd {
+    plugin: String,
+    args: CmdArgs,
+    conf_version: String,
+    running: Option<std::thread::JoinHandle<Result<CniResult>>>,
+}
+
+/// Starts `plugin`'s ADD with `args.stdin` as [`EarlyAdd`] describes.
+pub fn add_early(plugin: &str, args: &CmdArgs, conf_version: &str) -> EarlyAdd {
+    let mut early = EarlyAdd {
+        plugin: plugin.to_string(),
+        args: args.clone(),
+        conf_version: conf_version.to_string(),
+        running: None,
+    };
+    let in_process = find(plugin, &args.path)
+        .ok()
+        .and_then(|p| in_process_entry(plugin, &p))
+        .is_some();
+    if in_process {
+        let (plugin, args, version) = (
+            early.plugin.clone(),
+            early.args.clone(),
+            early.conf_version.clone(),
+        );
+        // A thread that cannot be started leaves the ADD to `finish`, inline.
+        early.running = std::thread::Builder::new()
+            .name("weft-ipam".into())
+            .spawn(move || add(&plugin, &args.stdin, &args, &version))
+            .ok();
+    }
+    early
+}
+
+impl EarlyAdd {
+    /// The ADD's result: waited for if it is running, run now if it is not.
+    pub fn finish(mut self) -> Result<CniResult> {
+        match self.running.take() {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("the {} ADD thread panicked", self.plugin))),
+            None => add(
+                &self.plugin,
+                &self.args.stdin,
+                &self.args,
+                &self.conf_version,
+            ),
+        }
+    }
+}
+
+impl Drop for EarlyAdd {
+    fn drop(&mut self) {
+        let Some(h) = self.running.take() else { return };
+        if let Ok(Ok(_)) = h.join() {
+            let (p, a) = (&self.plugin, &self.args);
+            if let Err(e) = call(p, Command::Del, &a.stdin, a) {
+                log::warn!("releasing the addresses of an abandoned {p} ADD: {e:#}");
+            }
+        }
+    }
 }
 
 /// Delegated DEL, CHECK, STATUS or GC: success or the plugin's error.

@@ -69,16 +69,27 @@ fn in_process_entry(plugin: &str, path: &std::path::Path) -> Option<InProcessFn>
 pub fn invoke(plugin: &str, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<Vec<u8>> {
     let path = find(plugin, &args.path)?;
     if let Some(entry) = in_process_entry(plugin, &path) {
-        log::debug!("delegating {} to {plugin} in-process", verb.as_str());
-        let mut sub = args.clone();
-        sub.command = verb;
-        sub.stdin = stdin.to_vec();
-        return match entry(&sub) {
-            Ok(out) => Ok(out.unwrap_or_default().into_bytes()),
-            Err(e) => Err(e.into()),
-        };
+        return run_in_process(entry, plugin, verb, stdin, args);
     }
     exec(&path, verb, stdin, args)
+}
+
+/// Runs `entry` (`plugin`'s in-process entry) for `verb` and returns its stdout.
+fn run_in_process(
+    entry: InProcessFn,
+    plugin: &str,
+    verb: Command,
+    stdin: &[u8],
+    args: &CmdArgs,
+) -> Result<Vec<u8>> {
+    log::debug!("delegating {} to {plugin} in-process", verb.as_str());
+    let mut sub = args.clone();
+    sub.command = verb;
+    sub.stdin = stdin.to_vec();
+    match entry(&sub) {
+        Ok(out) => Ok(out.unwrap_or_default().into_bytes()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn exec(path: &std::path::Path, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<Vec<u8>> {
@@ -135,7 +146,12 @@ fn exec(path: &std::path::Path, verb: Command, stdin: &[u8], args: &CmdArgs) -> 
 /// `cniVersion` is taken to be `conf_version`).
 pub fn add(plugin: &str, stdin: &[u8], args: &CmdArgs, conf_version: &str) -> Result<CniResult> {
     let out = invoke(plugin, Command::Add, stdin, args)?;
-    let value: serde_json::Value = serde_json::from_slice(&out).map_err(|e| {
+    decode_add(plugin, &out, conf_version)
+}
+
+/// `plugin`'s ADD output as a result, as [`add`] reads it.
+fn decode_add(plugin: &str, out: &[u8], conf_version: &str) -> Result<CniResult> {
+    let value: serde_json::Value = serde_json::from_slice(out).map_err(|e| {
         Error::new(
             Code::DecodingFailure,
             format!("failed to decode {plugin} result"),
@@ -173,20 +189,23 @@ pub fn add_early(plugin: &str, args: &CmdArgs, conf_version: &str) -> EarlyAdd {
         conf_version: conf_version.to_string(),
         running: None,
     };
-    let in_process = find(plugin, &args.path)
+    let entry = find(plugin, &args.path)
         .ok()
-        .and_then(|p| in_process_entry(plugin, &p))
-        .is_some();
-    if in_process {
+        .and_then(|p| in_process_entry(plugin, &p));
+    if let Some(entry) = entry {
         let (plugin, args, version) = (
             early.plugin.clone(),
             early.args.clone(),
             early.conf_version.clone(),
         );
-        // A thread that cannot be started leaves the ADD to `finish`, inline.
+        // The plugin is resolved once, here; the thread runs its entry directly. A thread
+        // that cannot be started leaves the ADD to `finish`, inline.
         early.running = std::thread::Builder::new()
             .name("weft-ipam".into())
-            .spawn(move || add(&plugin, &args.stdin, &args, &version))
+            .spawn(move || {
+                let out = run_in_process(entry, &plugin, Command::Add, &args.stdin, &args)?;
+                decode_add(&plugin, &out, &version)
+            })
             .ok();
     }
     early

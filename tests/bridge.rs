@@ -412,8 +412,8 @@ fn bad_input_fails_cleanly() {
     ctr.ip(&["link", "del", "eth0"]);
     // A runtime repeating an ADD: the veth error, as the reference gives it, and the first
     // ADD's address kept (host-local refused the duplicate, so there is nothing to release).
-    let first = site.run("bridge", &site.env("ADD", "again", &ctr), &conf);
-    first.ok();
+    site.run("bridge", &site.env("ADD", "again", &ctr), &conf)
+        .ok();
     let reserved = site.reserved();
     assert_eq!(reserved.len(), 1);
     let msg = site

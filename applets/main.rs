@@ -74,13 +74,20 @@ pub fn find_applet(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)
 }
 
+#[global_allocator]
+static ALLOCATOR: weft::process_arena::ProcessArena = weft::process_arena::ProcessArena;
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // Plugins stay quiet (their stderr lands in runtime logs); the daemon reports what it does.
     let is_daemon = args
         .iter()
         .take(2)
         .any(|a| std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new("flanneld")));
+    // Everything but the daemon exits within seconds and gives nothing back before it does.
+    if !is_daemon {
+        weft::process_arena::enable();
+    }
+    // Plugins stay quiet (their stderr lands in runtime logs); the daemon reports what it does.
     let level = if is_daemon { "info" } else { "warn" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .target(env_logger::Target::Stderr)

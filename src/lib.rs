@@ -29,6 +29,7 @@ pub mod iface;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
+pub mod process_arena;
 pub mod ptp;
 pub mod random;
 pub mod subnet;

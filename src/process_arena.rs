@@ -33,6 +33,9 @@ pub struct Arena {
     base: AtomicUsize,
     end: AtomicUsize,
     next: AtomicUsize,
+    /// The highest address ever handed out: the mapping's pages above it are still the
+    /// kernel's zeroes, untouched.
+    used: AtomicUsize,
 }
 
 impl Arena {
@@ -42,6 +45,7 @@ impl Arena {
             base: AtomicUsize::new(0),
             end: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
+            used: AtomicUsize::new(0),
         }
     }
 
@@ -71,6 +75,7 @@ impl Arena {
         unsafe { libc::madvise(p, size, libc::MADV_NOHUGEPAGE) };
         let base = p as usize;
         self.next.store(base, Ordering::Relaxed);
+        self.used.store(base, Ordering::Relaxed);
         self.end.store(base + size, Ordering::Relaxed);
         if self
             .base
@@ -92,6 +97,12 @@ impl Arena {
 
     /// A block for `l` from the arena, or None when it is off, `l` is large, or it is full.
     pub fn bump(&self, l: Layout) -> Option<*mut u8> {
+        let p = self.bump_unnoted(l)?;
+        self.note_used(p as usize + l.size());
+        Some(p)
+    }
+
+    fn bump_unnoted(&self, l: Layout) -> Option<*mut u8> {
         if l.size() >= LARGE || self.base.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -131,11 +142,34 @@ impl Arena {
             self.release_tail(at + new, at + old);
             return true;
         }
-        at + new <= self.end.load(Ordering::Relaxed)
+        let grown = at + new <= self.end.load(Ordering::Relaxed)
             && self
                 .next
                 .compare_exchange(at + old, at + new, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+                .is_ok();
+        if grown {
+            self.note_used(at + new);
+        }
+        grown
+    }
+
+    /// A zeroed block for `l`, as [`Arena::bump`]. Only the part that was handed out before is
+    /// cleared: a 32 KiB netlink buffer, say, would otherwise be backed page by page at once.
+    pub fn bump_zeroed(&self, l: Layout) -> Option<*mut u8> {
+        let p = self.bump_unnoted(l)?;
+        let (start, stop) = (p as usize, p as usize + l.size());
+        let before = self.used.fetch_max(stop, Ordering::AcqRel);
+        if before > start {
+            // SAFETY: [start, stop) is the block just handed out, inside the mapping.
+            unsafe { std::ptr::write_bytes(p, 0, before.min(stop) - start) };
+        }
+        Some(p)
+    }
+
+    fn note_used(&self, stop: usize) {
+        if self.used.load(Ordering::Relaxed) < stop {
+            self.used.fetch_max(stop, Ordering::AcqRel);
+        }
     }
 
     fn release_tail(&self, from: usize, to: usize) {
@@ -163,10 +197,13 @@ pub fn enable() {
     ARENA.map(RESERVE);
 }
 
+// Not inlined: at every allocation site of the binary, that would add some 470 KiB of code
+// (and of page faults on it).
 // SAFETY: every block comes from either the arena (disjoint ranges handed out by an atomic
 // cursor inside one live mapping) or `System`, and is given back to the one that made it,
 // which `Arena::owns` tells by address.
 unsafe impl GlobalAlloc for ProcessArena {
+    #[inline(never)]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         match ARENA.bump(l) {
             Some(p) => p,
@@ -175,6 +212,16 @@ unsafe impl GlobalAlloc for ProcessArena {
         }
     }
 
+    #[inline(never)]
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        match ARENA.bump_zeroed(l) {
+            Some(p) => p,
+            // SAFETY: the caller's layout, passed on.
+            None => unsafe { System.alloc_zeroed(l) },
+        }
+    }
+
+    #[inline(never)]
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         if ARENA.owns(p) {
             ARENA.release(p, l.size());
@@ -184,6 +231,7 @@ unsafe impl GlobalAlloc for ProcessArena {
         }
     }
 
+    #[inline(never)]
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
         if !ARENA.owns(p) {
             // SAFETY: a `System` block and the caller's arguments.
@@ -279,6 +327,29 @@ mod tests {
         assert!(a.resize_in_place(p, 4096, 16), "shrinking always works");
         assert!(a.resize_in_place(q, 8, 1 << 19));
         assert!(!a.resize_in_place(q, 1 << 19, 2 << 20), "past the end");
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_where_memory_was_used_before() {
+        let a = arena(1 << 20);
+        let p = a.bump(layout(300, 8)).unwrap();
+        // SAFETY: the block just handed out.
+        unsafe { std::ptr::write_bytes(p, 0xAB, 300) };
+        a.release(p, 300);
+        let q = a.bump_zeroed(layout(1000, 8)).unwrap();
+        assert_eq!(q, p, "the released block is reused");
+        // SAFETY: the block just handed out.
+        let bytes = unsafe { std::slice::from_raw_parts(q, 1000) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        // Grown in place over used memory, released, then handed out zeroed again.
+        assert!(a.resize_in_place(q, 1000, 5000));
+        // SAFETY: the block as grown.
+        unsafe { std::ptr::write_bytes(q, 0xCD, 5000) };
+        a.release(q, 5000);
+        let r = a.bump_zeroed(layout(6000, 8)).unwrap();
+        // SAFETY: the block just handed out.
+        let bytes = unsafe { std::slice::from_raw_parts(r, 6000) };
+        assert!(bytes.iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -1,47 +1,72 @@
-//! Disk flushes made beside a plugin's other work and waited for before it answers.
+//! Disk flushes made where they overlap a plugin's other work, and waited for before it answers.
 //!
 //! Why: host-local's reservation files are synced so that a crash after a successful ADD can
 //! neither lose nor blank them (the runtime's DEL after a reboot must still find its address).
-//! A flush took 0.43 ms on the development VM's disk, on the ADD's critical path. The guarantee
-//! is about ADDs that *answered*, so the flush runs on a short-lived thread while the plugin
-//! builds the interface, and [`wait`] joins it before the answer: by the time an ADD reports
-//! success, everything it reserved is on disk. (Measured gain: 2 to 4% of a single ADD; the
-//! thread's start-up eats part of the overlap on 2 vCPUs.)
+//! A flush took 0.43 ms on the development VM's disk. The guarantee is about ADDs that
+//! *answered*, so a flush is only recorded when the reservation is made ([`defer_sync`]) and
+//! carried out later: by the thread that ran host-local beside the bridge's own work, once it
+//! has handed its result over ([`adopt`], see `cni::delegate::EarlyAdd`), or else at [`wait`],
+//! which every ADD passes before it answers. By the time an ADD reports success, everything it
+//! reserved is on disk.
+//!
+//! No thread of its own: a thread's start and end cost a bridge ADD about as much as the flush
+//! itself (on the development VM each mprotect and munmap of its stack is a TLB shoot-down to
+//! the other CPU, which traps to the hypervisor), measured in README, Benchmarks.
 
 use anyhow::{anyhow, Result};
 use std::fs::File;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-static PENDING: Mutex<Vec<JoinHandle<std::io::Result<()>>>> = Mutex::new(Vec::new());
+/// Files whose data must reach the disk before the ADD answers.
+static DEFERRED: Mutex<Vec<File>> = Mutex::new(Vec::new());
+/// Threads that flush [`DEFERRED`] once they have handed their result over.
+static FLUSHERS: Mutex<Vec<JoinHandle<std::io::Result<()>>>> = Mutex::new(Vec::new());
 
-/// Flushes `f`'s data (fdatasync) on a thread of its own; inline if no thread can be started.
-pub fn sync_in_background(f: File) -> std::io::Result<()> {
-    let f = std::sync::Arc::new(f);
-    let theirs = f.clone();
-    match std::thread::Builder::new()
-        .name("weft-sync".into())
-        .spawn(move || theirs.sync_data())
-    {
-        Ok(h) => {
-            PENDING.lock().unwrap_or_else(|p| p.into_inner()).push(h);
-            Ok(())
-        }
-        Err(_) => f.sync_data(),
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Waits for every flush started by [`sync_in_background`]; the first failure is returned.
+/// Records that `f`'s data (fdatasync) must be on disk before the ADD answers.
+pub fn defer_sync(f: File) {
+    lock(&DEFERRED).push(f);
+}
+
+/// Flushes every file recorded so far, here; the first failure is returned, after all have
+/// been tried.
+pub fn flush_deferred() -> std::io::Result<()> {
+    let files = std::mem::take(&mut *lock(&DEFERRED));
+    let mut first = Ok(());
+    for f in files {
+        if let Err(e) = f.sync_data() {
+            if first.is_ok() {
+                first = Err(e);
+            }
+        }
+    }
+    first
+}
+
+/// Makes [`wait`] join `h`, a thread that calls [`flush_deferred`] after its other work.
+pub fn adopt(h: JoinHandle<std::io::Result<()>>) {
+    lock(&FLUSHERS).push(h);
+}
+
+/// Joins the adopted flushing threads, then flushes whatever is still recorded; the first
+/// failure is returned.
 pub fn wait() -> Result<()> {
-    let pending = std::mem::take(&mut *PENDING.lock().unwrap_or_else(|p| p.into_inner()));
+    let flushers = std::mem::take(&mut *lock(&FLUSHERS));
     let mut first = None;
-    for h in pending {
+    for h in flushers {
         let outcome = match h.join() {
             Ok(Ok(())) => continue,
             Ok(Err(e)) => anyhow!(e).context("failed to sync a reservation to disk"),
             Err(_) => anyhow!("the thread syncing a reservation to disk panicked"),
         };
         first.get_or_insert(outcome);
+    }
+    if let Err(e) = flush_deferred() {
+        first.get_or_insert(anyhow!(e).context("failed to sync a reservation to disk"));
     }
     first.map_or(Ok(()), Err)
 }
@@ -52,27 +77,39 @@ mod tests {
     use std::io::Write;
     use std::os::fd::FromRawFd;
 
-    // One test, as PENDING is process-wide. Store tests running alongside add flushes of their
-    // own, which succeed, so they cannot change what is asserted here.
+    // One test, as the lists are process-wide. Store tests running alongside record flushes
+    // of their own, which succeed, so they cannot change what is asserted here.
     #[test]
-    fn flushes_are_joined_and_failures_reported() {
+    fn flushes_are_made_once_and_failures_reported() {
         let path = std::env::temp_dir().join(format!("weft-durable-{}", std::process::id()));
         let mut f = File::create(&path).unwrap();
         f.write_all(b"x").unwrap();
-        sync_in_background(f).unwrap();
+        defer_sync(f);
         wait().unwrap();
         std::fs::remove_file(&path).unwrap();
 
         // fdatasync on a pipe fails (EINVAL): the failure comes out of wait, once.
-        let mut fds = [0; 2];
-        // SAFETY: pipe writes two new descriptors into `fds`.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both descriptors were just created and are owned by nothing else.
-        let (r, w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
-        sync_in_background(w).unwrap();
+        let pipe = || {
+            let mut fds = [0; 2];
+            // SAFETY: pipe writes two new descriptors into `fds`.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: both descriptors were just created and are owned by nothing else.
+            unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+        };
+        let (r, w) = pipe();
+        defer_sync(w);
         let e = wait().unwrap_err();
         assert!(format!("{e:#}").contains("failed to sync"), "{e:#}");
         wait().unwrap();
-        drop(r);
+
+        // A failure met by an adopted thread comes out of wait too, and that thread took the
+        // recorded file, so wait does not flush it again.
+        let (r2, w2) = pipe();
+        defer_sync(w2);
+        adopt(std::thread::spawn(flush_deferred));
+        let e = wait().unwrap_err();
+        assert!(format!("{e:#}").contains("failed to sync"), "{e:#}");
+        wait().unwrap();
+        drop((r, r2));
     }
 }

@@ -10,7 +10,9 @@
 //!   routes from a result, gateway addresses).
 //! - [`bridge`], [`ptp`]: the library side of those plugins (config, host-side plumbing).
 //! - [`flannel_cni`]: the flannel CNI meta-plugin (subnet.env, delegate config, saved configs).
-//! - [`sysctl`]: per-namespace /proc/sys; [`undo`]: the rollback guard of ADD.
+//! - [`sysctl`]: per-namespace /proc/sys; [`undo`]: the rollback guard of ADD; [`durable`]:
+//!   reservation flushes made before an ADD answers.
+//! - [`process_arena`]: the allocator of every applet but flanneld.
 //!
 //! The library prints nothing to stdout and never exits the process: stdout belongs to the
 //! protocol, which the applets own.

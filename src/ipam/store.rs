@@ -368,12 +368,10 @@ impl Store for DiskStore {
             match fs::hard_link(&tmp.path, &target) {
                 Ok(()) => {
                     let _ = fs::remove_file(&tmp.path);
-                    // Flushed only now: on a filesystem whose fsync takes the inode lock
-                    // (ext4 without a journal), the link and unlink above would wait for it.
-                    if let Err(e) = crate::durable::sync_in_background(tmp.file) {
-                        let _ = fs::remove_file(&target);
-                        return Err(e).with_context(|| format!("failed to sync {target:?}"));
-                    }
+                    // Flushed later, before the ADD answers (see `durable`): on a filesystem
+                    // whose fsync takes the inode lock (ext4 without a journal), the link and
+                    // unlink above would otherwise wait for it.
+                    crate::durable::defer_sync(tmp.file);
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -84,7 +84,7 @@ impl Plugin for Bridge {
         }
 
         let ifname = &args.ifname;
-        if bc.has_ipam {
+        if let Some(early) = early_ipam {
             // The container end's settings come before IPAM's answer (the reference makes them
             // after it; the state is the same, and a failed ADD deletes the link with them):
             // /proc/sys lookups walk a dentry per namespace on the machine, 0.5 ms with 600,
@@ -101,8 +101,6 @@ impl Plugin for Bridge {
             })?;
             // Before the link comes up, so the kernel announces its addresses then.
             let _ = cont.set_ipv4_conf(pair.container.index, IPV4_DEVCONF_ARP_NOTIFY, 1);
-        }
-        if let Some(early) = early_ipam {
             let ipam = early.finish()?;
             undo.push("release the addresses", || {
                 delegate::call(&conf.ipam_type, Command::Del, &args.stdin, args)

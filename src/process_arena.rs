@@ -128,10 +128,7 @@ impl Arena {
     /// Takes `p` (an arena block of `size` bytes) back if it is the newest; otherwise it stays
     /// used until the process exits.
     pub fn release(&self, p: *mut u8, size: usize) {
-        let at = p as usize;
-        let _ = self
-            .next
-            .compare_exchange(at + size, at, Ordering::AcqRel, Ordering::Relaxed);
+        self.release_tail(p as usize, p as usize + size);
     }
 
     /// Resizes the arena block `p` where it is, which works when it is the newest block and the
@@ -172,6 +169,7 @@ impl Arena {
         }
     }
 
+    /// Takes back `from..to` if it is the newest space handed out.
     fn release_tail(&self, from: usize, to: usize) {
         let _ = self
             .next

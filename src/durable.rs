@@ -13,15 +13,15 @@
 //! itself (on the development VM each mprotect and munmap of its stack is a TLB shoot-down to
 //! the other CPU, which traps to the hypervisor), measured in README, Benchmarks.
 
+use crate::helper_thread::Helper;
 use anyhow::{anyhow, Result};
 use std::fs::File;
 use std::sync::Mutex;
-use std::thread::JoinHandle;
 
 /// Files whose data must reach the disk before the ADD answers.
 static DEFERRED: Mutex<Vec<File>> = Mutex::new(Vec::new());
 /// Threads that flush [`DEFERRED`] once they have handed their result over.
-static FLUSHERS: Mutex<Vec<JoinHandle<std::io::Result<()>>>> = Mutex::new(Vec::new());
+static FLUSHERS: Mutex<Vec<Helper<std::io::Result<()>>>> = Mutex::new(Vec::new());
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -48,7 +48,7 @@ pub fn flush_deferred() -> std::io::Result<()> {
 }
 
 /// Makes [`wait`] join `h`, a thread that calls [`flush_deferred`] after its other work.
-pub fn adopt(h: JoinHandle<std::io::Result<()>>) {
+pub fn adopt(h: Helper<std::io::Result<()>>) {
     lock(&FLUSHERS).push(h);
 }
 
@@ -106,7 +106,7 @@ mod tests {
         // recorded file, so wait does not flush it again.
         let (r2, w2) = pipe();
         defer_sync(w2);
-        adopt(std::thread::spawn(flush_deferred));
+        adopt(crate::helper_thread::spawn("weft-test", flush_deferred).unwrap());
         let e = wait().unwrap_err();
         assert!(format!("{e:#}").contains("failed to sync"), "{e:#}");
         wait().unwrap();

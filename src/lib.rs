@@ -27,6 +27,7 @@ pub mod durable;
 pub mod extiface;
 pub mod firewall;
 pub mod flannel_cni;
+pub mod helper_thread;
 pub mod iface;
 pub mod ipam;
 pub mod netlink;

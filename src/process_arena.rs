@@ -26,10 +26,14 @@ pub const RESERVE: usize = 64 << 20;
 /// newest block may still grow past it in place, which leaves nothing behind.)
 pub const LARGE: usize = 256 << 10;
 
+/// [`Arena::base`] while [`Arena::map`] is at work: off, and claimed.
+const MAPPING: usize = 1;
+
 /// A bump arena over one anonymous mapping. Lock-free (one atomic cursor), so a forked child
 /// can allocate whatever the parent's threads were doing. Acquire/release on the cursor orders
 /// a released block's last use before its next owner's first.
 pub struct Arena {
+    /// The mapping's start; 0 while off, [`MAPPING`] while being turned on.
     base: AtomicUsize,
     end: AtomicUsize,
     next: AtomicUsize,
@@ -49,10 +53,16 @@ impl Arena {
         }
     }
 
-    /// Reserves `size` bytes of address space and turns the arena on. Returns false (and stays
-    /// off) if it is already on or the kernel refuses the mapping.
+    /// Reserves `size` bytes of address space and turns the arena on. Returns false (and
+    /// leaves the arena as it is) if it is already on or being turned on, or the kernel refuses
+    /// the mapping.
     pub fn map(&self, size: usize) -> bool {
-        if self.base.load(Ordering::Acquire) != 0 {
+        // Claimed first, so that two callers cannot both set the cursor.
+        if self
+            .base
+            .compare_exchange(0, MAPPING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return false;
         }
         // SAFETY: a new private anonymous mapping; nothing else refers to it yet.
@@ -67,6 +77,7 @@ impl Arena {
             )
         };
         if p == libc::MAP_FAILED {
+            self.base.store(0, Ordering::Release);
             return false;
         }
         // Small pages: where transparent huge pages are always on, the first touch would
@@ -77,22 +88,20 @@ impl Arena {
         self.next.store(base, Ordering::Relaxed);
         self.used.store(base, Ordering::Relaxed);
         self.end.store(base + size, Ordering::Relaxed);
-        if self
-            .base
-            .compare_exchange(0, base, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            // SAFETY: the mapping made above, never handed out.
-            unsafe { libc::munmap(p, size) };
-            return false;
-        }
+        // Release: whoever sees the base sees the cursor and bounds stored above.
+        self.base.store(base, Ordering::Release);
         true
+    }
+
+    /// Whether the arena hands out blocks.
+    fn is_on(&self) -> bool {
+        self.base.load(Ordering::Acquire) > MAPPING
     }
 
     /// Whether `p` points into the arena (rather than at a system allocation).
     pub fn owns(&self, p: *const u8) -> bool {
         let base = self.base.load(Ordering::Acquire);
-        base != 0 && (base..self.end.load(Ordering::Relaxed)).contains(&(p as usize))
+        base > MAPPING && (base..self.end.load(Ordering::Relaxed)).contains(&(p as usize))
     }
 
     /// A block for `l` from the arena, or None when it is off, `l` is large, or it is full.
@@ -103,7 +112,21 @@ impl Arena {
     }
 
     fn bump_unnoted(&self, l: Layout) -> Option<*mut u8> {
-        if l.size() >= LARGE || self.base.load(Ordering::Acquire) == 0 {
+        if l.size() >= LARGE {
+            return None;
+        }
+        self.carve_unnoted(l)
+    }
+
+    /// A block for `l` whatever its size, which is never to be given back (a thread's stack).
+    pub fn carve(&self, l: Layout) -> Option<*mut u8> {
+        let p = self.carve_unnoted(l)?;
+        self.note_used(p as usize + l.size());
+        Some(p)
+    }
+
+    fn carve_unnoted(&self, l: Layout) -> Option<*mut u8> {
+        if !self.is_on() {
             return None;
         }
         let end = self.end.load(Ordering::Relaxed);
@@ -169,6 +192,22 @@ impl Arena {
         }
     }
 
+    /// A stack of `size` bytes (a whole number of pages) for a thread of this process, with an
+    /// inaccessible guard page below it; the space is never taken back. Returns the stack's
+    /// lowest usable address, or None when the arena is off or full.
+    pub fn thread_stack(&self, size: usize) -> Option<*mut u8> {
+        let page = 4096;
+        let l = Layout::from_size_align(size.checked_add(page)?, page).ok()?;
+        let guard = self.carve(l)?;
+        // Pages never touched have no page-table entries, so this costs no TLB flush.
+        // SAFETY: the guard page is the first page of a block just carved for this stack.
+        if unsafe { libc::mprotect(guard.cast(), page, libc::PROT_NONE) } != 0 {
+            return None;
+        }
+        // SAFETY: inside the block just carved.
+        Some(unsafe { guard.add(page) })
+    }
+
     /// Takes back `from..to` if it is the newest space handed out.
     fn release_tail(&self, from: usize, to: usize) {
         let _ = self
@@ -193,6 +232,11 @@ pub struct ProcessArena;
 /// daemon must not call it.
 pub fn enable() {
     ARENA.map(RESERVE);
+}
+
+/// [`Arena::thread_stack`] from the process's arena.
+pub fn thread_stack(size: usize) -> Option<*mut u8> {
+    ARENA.thread_stack(size)
 }
 
 // Not inlined: at every allocation site of the binary, that would add some 470 KiB of code
@@ -274,6 +318,26 @@ mod tests {
         assert!(!a.map(1 << 20), "a second map must not replace the first");
         let p = a.bump(layout(8, 8)).unwrap();
         assert!(a.owns(p));
+    }
+
+    #[test]
+    fn concurrent_maps_turn_it_on_once() {
+        // Racy by nature: several rounds give a lost race many chances to show.
+        for _ in 0..16 {
+            let a = Arena::new();
+            let won = std::thread::scope(|s| {
+                let maps: Vec<_> = (0..4).map(|_| s.spawn(|| a.map(1 << 20))).collect();
+                maps.into_iter()
+                    .map(|m| m.join().unwrap())
+                    .filter(|won| *won)
+                    .count()
+            });
+            assert_eq!(won, 1);
+            let p = a.bump(layout(64, 8)).unwrap();
+            assert!(a.owns(p) && a.owns(p.wrapping_add(63)));
+            // SAFETY: a block of 64 bytes just handed out.
+            unsafe { std::ptr::write_bytes(p, 0xa5, 64) };
+        }
     }
 
     #[test]

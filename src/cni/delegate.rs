@@ -204,14 +204,12 @@ pub fn add_early(plugin: &str, args: &CmdArgs, conf_version: &str) -> EarlyAdd {
         // The plugin is resolved once, here; the thread runs its entry directly. A thread
         // that cannot be started leaves the ADD to `finish`, inline.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let spawned = std::thread::Builder::new()
-            .name("weft-ipam".into())
-            .spawn(move || {
-                let result = run_in_process(entry, &plugin, Command::Add, &args.stdin, &args)
-                    .and_then(|out| decode_add(&plugin, &out, &version));
-                let _ = tx.send(result);
-                crate::durable::flush_deferred()
-            });
+        let spawned = crate::helper_thread::spawn("weft-ipam", move || {
+            let result = run_in_process(entry, &plugin, Command::Add, &args.stdin, &args)
+                .and_then(|out| decode_add(&plugin, &out, &version));
+            let _ = tx.send(result);
+            crate::durable::flush_deferred()
+        });
         if let Ok(h) = spawned {
             crate::durable::adopt(h);
             early.running = Some(rx);

@@ -16,7 +16,7 @@
 # plugin would report python's ~14 MiB.) bridge and ptp run in a per-implementation "host"
 # network namespace the launcher setns()es into before the clock starts.
 # Throughput: BENCH_PODS pods into one bridge, BENCH_CONC ADDs in flight, then as many DELs, by
-# the same launcher, rounds weft, Go, Go, weft.
+# the same launcher, rounds weft, Go, Go, weft, Go, weft, weft, Go.
 # Every invocation must exit 0 and do what it should (lo up/down, eth0 with the address, reservation
 # written/removed, no veth left); anything else aborts. scripts/bench.py does the work and prints
 # the markdown report, also written to target/bench/results.md.

@@ -12,7 +12,8 @@
 //! - [`flannel_cni`]: the flannel CNI meta-plugin (subnet.env, delegate config, saved configs).
 //! - [`sysctl`]: per-namespace /proc/sys; [`undo`]: the rollback guard of ADD; [`durable`]:
 //!   reservation flushes made before an ADD answers.
-//! - [`process_arena`]: the allocator of every applet but flanneld.
+//! - [`process_arena`]: the allocator of every applet but flanneld; [`helper_thread`]: threads
+//!   such an applet starts without mapping a stack.
 //!
 //! The library prints nothing to stdout and never exits the process: stdout belongs to the
 //! protocol, which the applets own.

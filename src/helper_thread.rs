@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn the_page_below_an_arena_stack_is_a_guard() {
-        let guard = arena_stack().wrapping_sub(4096);
+        let guard = arena_stack().wrapping_sub(crate::process_arena::page_size());
         // A forked child touches it; only that child may die of it.
         // SAFETY: the child only writes one byte and exits; it calls nothing that could
         // need a lock another thread of the harness held at the fork.

@@ -119,7 +119,7 @@ impl Arena {
     }
 
     /// A block for `l` whatever its size, which is never to be given back (a thread's stack).
-    pub fn carve(&self, l: Layout) -> Option<*mut u8> {
+    fn carve(&self, l: Layout) -> Option<*mut u8> {
         let p = self.carve_unnoted(l)?;
         self.note_used(p as usize + l.size());
         Some(p)
@@ -196,7 +196,7 @@ impl Arena {
     /// inaccessible guard page below it; the space is never taken back. Returns the stack's
     /// lowest usable address, or None when the arena is off or full.
     pub fn thread_stack(&self, size: usize) -> Option<*mut u8> {
-        let page = 4096;
+        let page = page_size();
         let l = Layout::from_size_align(size.checked_add(page)?, page).ok()?;
         let guard = self.carve(l)?;
         // Pages never touched have no page-table entries, so this costs no TLB flush.
@@ -232,6 +232,13 @@ pub struct ProcessArena;
 /// daemon must not call it.
 pub fn enable() {
     ARENA.map(RESERVE);
+}
+
+/// The kernel's page size (from the auxiliary vector: no system call).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096)
 }
 
 /// [`Arena::thread_stack`] from the process's arena.

@@ -9,9 +9,10 @@
 //! which every ADD passes before it answers. By the time an ADD reports success, everything it
 //! reserved is on disk.
 //!
-//! No thread of its own: a thread's start and end cost a bridge ADD about as much as the flush
-//! itself (on the development VM each mprotect and munmap of its stack is a TLB shoot-down to
-//! the other CPU, which traps to the hypervisor), measured in README, Benchmarks.
+//! No thread of its own: a std thread's start and end cost a bridge ADD about as much as the
+//! flush itself (on the development VM each mprotect and munmap of its stack is a TLB
+//! shoot-down to the other CPU, which traps to the hypervisor), measured in README, Benchmarks,
+//! before the IPAM thread became a [`crate::helper_thread`], which maps nothing.
 
 use crate::helper_thread::Helper;
 use anyhow::{anyhow, Result};

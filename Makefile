@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 STATIC_BIN := target/static/weft
-DEB_PACKAGES := build-essential pkg-config protobuf-compiler iproute2 iptables \
-	containernetworking-plugins hyperfine time jq file iputils-ping nftables \
-	etcd-server etcd-client openssl docker.io shellcheck iperf3 musl-tools
+DEB_PACKAGES := build-essential pkg-config protobuf-compiler libprotobuf-dev ca-certificates \
+	musl-tools iproute2 iptables nftables procps containernetworking-plugins etcd-server \
+	etcd-client openssl docker.io systemd shellcheck iputils-ping iperf3 jq file hyperfine \
+	time python3
 
 .PHONY: all build static check-static test validate bench demo demo-down dist vendor deps clean
 

@@ -44,6 +44,9 @@ if [ "${1:-}" = --inside ]; then
     src=$2 root=$3 work=$4 rustup_home=$5 cargo_bin=$6 target=$7
     shift 7
     mount --make-rprivate /
+    # The root is a mount point of its own, as / is on a machine: `ip netns exec` remounts /
+    # as a slave, which fails on a plain directory.
+    mount --bind "$root" "$root"
     mount --bind "$src" "$root/mnt/src"
     mount -o remount,bind,ro "$root/mnt/src"
     mount -t proc proc "$root/proc"
@@ -134,6 +137,8 @@ if [ ! -s "$base_tar" ] || [ -n "${FRESH_ROOT_REBUILD:-}" ]; then
 fi
 
 work=$(mktemp -d /var/tmp/weft-fresh-root.XXXXXX)
+# apt fetches as the unprivileged _apt, which must reach the root's cache through this path.
+chmod 755 "$work"
 root=$work/root
 cleanup() {
     if [ -n "${FRESH_ROOT_KEEP:-}" ]; then

@@ -4,7 +4,7 @@ CARGO ?= cargo
 STATIC_BIN := target/static/weft
 DEB_PACKAGES := build-essential pkg-config protobuf-compiler libprotobuf-dev ca-certificates \
 	musl-tools iproute2 iptables nftables procps containernetworking-plugins etcd-server \
-	etcd-client openssl docker.io systemd shellcheck iputils-ping iperf3 jq file hyperfine \
+	etcd-client openssl curl docker.io systemd shellcheck iputils-ping iperf3 jq file hyperfine \
 	time python3
 
 .PHONY: all build static check-static test validate bench demo demo-down dist vendor deps clean

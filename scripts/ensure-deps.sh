@@ -33,6 +33,7 @@ needs=(
     "etcd etcd-server"
     "etcdctl etcd-client"
     "openssl openssl"
+    "curl curl"
     "dockerd docker.io"
     "docker docker.io"
     "systemd-analyze systemd"

@@ -32,6 +32,11 @@ pub async fn serve(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<()> {
         .await
         .with_context(|| format!("failed to listen for health checks on {addr}"))?;
     log::info!("serving /healthz and /readyz on {addr}");
+    spawn_server(listener, ready);
+    Ok(())
+}
+
+fn spawn_server(listener: TcpListener, ready: Arc<AtomicBool>) {
     tokio::spawn(async move {
         loop {
             let Ok((mut conn, _)) = listener.accept().await else {
@@ -41,8 +46,10 @@ pub async fn serve(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<()> {
             tokio::spawn(async move {
                 let mut buf = [0u8; 2048];
                 let mut used = 0;
-                // Read up to the end of the request line; the rest is irrelevant.
-                while used < buf.len() && !buf[..used].contains(&b'\n') {
+                // Read the whole head, not only the request line: closing a socket with
+                // unread input makes the kernel answer with a reset, which can discard the
+                // response before the prober reads it.
+                while used < buf.len() && !buf[..used].windows(4).any(|w| w == b"\r\n\r\n") {
                     match conn.read(&mut buf[used..]).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => used += n,
@@ -59,10 +66,20 @@ pub async fn serve(addr: SocketAddr, ready: Arc<AtomicBool>) -> Result<()> {
                 );
                 let _ = conn.write_all(resp.as_bytes()).await;
                 let _ = conn.shutdown().await;
+                // Whatever the client still sends (a body, an over-long head) is read and
+                // dropped until it closes, for the same reason; a client that never closes
+                // is given a second.
+                let drain = async {
+                    while let Ok(n) = conn.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
             });
         }
     });
-    Ok(())
 }
 
 #[cfg(test)]
@@ -75,5 +92,38 @@ mod tests {
         assert_eq!(answer("/readyz", false), (503, "flanneld is not ready yet"));
         assert_eq!(answer("/readyz", true), (200, "flanneld is ready"));
         assert_eq!(answer("/metrics", true).0, 404);
+    }
+
+    /// A prober whose head arrives in pieces still reads the whole answer: the server must
+    /// not answer and close while part of the request is unread.
+    #[test]
+    fn a_head_sent_in_pieces_gets_its_whole_answer() {
+        use std::io::{Read, Write};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            spawn_server(listener, Arc::new(AtomicBool::new(false)));
+            tokio::task::spawn_blocking(move || {
+                let pause = std::time::Duration::from_millis(200);
+                let mut c = std::net::TcpStream::connect(addr).unwrap();
+                c.write_all(b"GET /readyz HTTP/1.1\r\n").unwrap();
+                std::thread::sleep(pause);
+                c.write_all(b"Host: x\r\n").unwrap();
+                std::thread::sleep(pause);
+                c.write_all(b"\r\n").unwrap();
+                std::thread::sleep(pause);
+                let mut out = String::new();
+                c.read_to_string(&mut out).map(|_| out)
+            })
+            .await
+            .unwrap()
+        });
+        let got = got.expect("the answer was lost");
+        assert!(got.starts_with("HTTP/1.1 503 "), "{got}");
+        assert!(got.ends_with("\r\n\r\nflanneld is not ready yet"), "{got}");
     }
 }

@@ -228,33 +228,27 @@ impl Host {
             .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
-    /// `GET http://127.0.0.1:PORT/PATH` from inside the host: the status code and the body, or
-    /// `None` when nothing answers. curl if installed, else bash's /dev/tcp.
+    /// `GET http://127.0.0.1:PORT/PATH` from inside the host, with curl (a real HTTP client,
+    /// as a kubelet's probe is): the status code and the body, or `None` when nothing answers.
     pub fn http_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
         let url = format!("http://127.0.0.1:{port}{path}");
-        let have_curl = Command::new("curl")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        let (ok, out) = if have_curl {
-            self.ns.exec(&[
-                "curl",
-                "-sS",
-                "--max-time",
-                "5",
-                "-w",
-                "\n%{http_code}",
-                &url,
-            ])
-        } else {
-            let script = format!(
-                "exec 3<>/dev/tcp/127.0.0.1/{port} || exit 1; \
-                 printf 'GET {path} HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' >&3; \
-                 r=$(timeout 5 cat <&3); code=${{r#HTTP/1.1 }}; printf '%s\\n%s' \"${{r#*$'\\r\\n\\r\\n'}}\" \"${{code%% *}}\""
-            );
-            self.ns.exec(&["bash", "-c", &script])
-        };
+        assert!(
+            Command::new("curl")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success()),
+            "curl is not installed: Debian's curl (make deps installs it)"
+        );
+        let (ok, out) = self.ns.exec(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "-w",
+            "\n%{http_code}",
+            &url,
+        ]);
         if !ok {
             return None;
         }

@@ -42,6 +42,7 @@ bench: deps static
 	mkdir -p target/bench
 	$(CARGO) bench --locked --bench encap | tee target/bench/encap.md
 	scripts/bench.sh $(STATIC_BIN)
+	scripts/bench-docs.sh
 
 # A flannel overlay on this machine: etcd, three flanneld "hosts" and six pods in throwaway network
 # namespaces, a ping matrix and iperf3 across hosts, then a full teardown. BACKEND=vxlan|host-gw|udp;

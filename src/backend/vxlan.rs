@@ -209,14 +209,16 @@ impl VxlanBackend {
             bail!("MTU {base_mtu} leaves no room for VXLAN's {overhead} bytes");
         }
         let mtu = base_mtu - OVERHEAD;
+        let learning = backend_bool(b, "Learning")?;
+        let gbp = backend_bool(b, "GBP")?;
         let spec = |local: IpAddr| Vxlan {
             vni,
             link: ext.link.index,
             local: Some(local),
             group: None,
             port,
-            learning: backend_bool(b, "Learning").unwrap_or(false),
-            gbp: backend_bool(b, "GBP").unwrap_or(false),
+            learning,
+            gbp,
             l2miss: false,
         };
         let h = Handle::open()?;

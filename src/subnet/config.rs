@@ -77,6 +77,38 @@ fn default_len(prefix: u8, max_len: u8, plenty: u8, fallback: u8) -> Result<u8> 
     }
 }
 
+/// A Network that covers the default route, loopback or multicast would have flanneld route
+/// (and masquerade) host traffic that was never the overlay's; refused before any lease is taken.
+fn refuse_host_v4(net: Ipv4Net) -> Result<()> {
+    if net.prefix_len() == 0 {
+        bail!("Network {net} covers every address (the default route): refused");
+    }
+    let overlaps =
+        |other: Ipv4Net| net.contains(&other.network()) || other.contains(&net.network());
+    if overlaps("127.0.0.0/8".parse().expect("literal")) {
+        bail!("Network {net} overlaps loopback 127.0.0.0/8: refused");
+    }
+    if overlaps("224.0.0.0/4".parse().expect("literal")) {
+        bail!("Network {net} overlaps multicast 224.0.0.0/4: refused");
+    }
+    Ok(())
+}
+
+/// The IPv6 counterpart of [`refuse_host_v4`]: `::/0`, loopback `::1` and multicast `ff00::/8`.
+fn refuse_host_v6(net: Ipv6Net) -> Result<()> {
+    if net.prefix_len() == 0 {
+        bail!("IPv6Network {net} covers every address (the default route): refused");
+    }
+    if net.contains(&Ipv6Addr::LOCALHOST) {
+        bail!("IPv6Network {net} overlaps loopback ::1: refused");
+    }
+    let mc: Ipv6Net = "ff00::/8".parse().expect("literal");
+    if net.contains(&mc.network()) || mc.contains(&net.network()) {
+        bail!("IPv6Network {net} overlaps multicast ff00::/8: refused");
+    }
+    Ok(())
+}
+
 fn v4_step(len: u8) -> u32 {
     1u32 << (32 - len as u32)
 }
@@ -126,6 +158,13 @@ impl NetworkConfig {
             backend_type,
             backend,
         };
+        if cfg.backend_type == "vxlan" {
+            // Go's json decoding refuses a string for a bool field; checked here so that a bad
+            // option is refused before a lease is taken, not after.
+            for key in ["GBP", "Learning", "DirectRouting"] {
+                backend_bool(&cfg.backend, key)?;
+            }
+        }
         cfg.fill_ipv4(&obj)?;
         if enable_ipv6 {
             cfg.fill_ipv6(&obj)?;
@@ -140,6 +179,7 @@ impl NetworkConfig {
             .parse()
             .with_context(|| format!("Network {text:?} is not an IPv4 CIDR"))?;
         let net = net.trunc();
+        refuse_host_v4(net)?;
         let len = match get_uint(obj, "SubnetLen")? {
             None | Some(0) => default_len(net.prefix_len(), 30, 22, 24)?,
             Some(l) if l > 30 => bail!("SubnetLen {l} is too long: at most 30"),
@@ -179,6 +219,7 @@ impl NetworkConfig {
             .parse()
             .with_context(|| format!("IPv6Network {text:?} is not an IPv6 CIDR"))?;
         let net = net.trunc();
+        refuse_host_v6(net)?;
         let len = match get_uint(obj, "IPv6SubnetLen")? {
             None | Some(0) => default_len(net.prefix_len(), 126, 62, 64)?,
             Some(l) if l > 126 => bail!("IPv6SubnetLen {l} is too long: at most 126"),

@@ -124,3 +124,46 @@ fn fits_checks_len_and_bounds() {
     assert!(c.fits_v6(None));
     assert!(!c.fits_v6(Some("fc00::/64".parse().unwrap())));
 }
+
+#[test]
+fn networks_that_would_take_over_host_traffic_are_refused() {
+    for (text, want) in [
+        (r#"{"Network":"0.0.0.0/0"}"#, "0.0.0.0/0"),
+        (r#"{"Network":"127.0.0.0/8"}"#, "loopback"),
+        (r#"{"Network":"126.0.0.0/7"}"#, "loopback"),
+        (r#"{"Network":"224.0.0.0/4"}"#, "multicast"),
+        (r#"{"Network":"230.0.0.0/16"}"#, "multicast"),
+        (r#"{"Network":"192.0.0.0/2"}"#, "multicast"),
+        (
+            r#"{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"::/0"}"#,
+            "::/0",
+        ),
+        (
+            r#"{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"::/112"}"#,
+            "loopback",
+        ),
+        (
+            r#"{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"ff02::/64"}"#,
+            "multicast",
+        ),
+    ] {
+        let e = format!("{:#}", NetworkConfig::parse(text).unwrap_err());
+        assert!(e.contains(want), "{text}: {e}");
+    }
+    assert!(NetworkConfig::parse(r#"{"Network":"128.0.0.0/2"}"#).is_ok());
+}
+
+#[test]
+fn vxlan_booleans_must_be_json_booleans() {
+    for key in ["GBP", "Learning", "DirectRouting"] {
+        let text =
+            format!(r#"{{"Network":"10.0.0.0/16","Backend":{{"Type":"vxlan","{key}":"yes"}}}}"#);
+        let e = format!("{:#}", NetworkConfig::parse(&text).unwrap_err());
+        assert!(
+            e.contains(key) && e.contains("true or false"),
+            "{text}: {e}"
+        );
+    }
+    let ok = r#"{"Network":"10.0.0.0/16","Backend":{"Type":"vxlan","GBP":true}}"#;
+    assert!(NetworkConfig::parse(ok).is_ok());
+}

@@ -12,7 +12,7 @@
 use anyhow::{anyhow, Context, Result};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 const NSFS_MAGIC: i64 = 0x6e73_6673;
@@ -57,7 +57,14 @@ impl NetNs {
     /// requires): a path that is missing gives [`NotFound`], any other file is an error.
     pub fn open(path: impl AsRef<Path>) -> Result<NetNs> {
         let path = path.as_ref();
-        let file = match File::open(path) {
+        // O_PATH first: opening a FIFO for reading blocks until a writer comes, and opening a
+        // device node runs its driver's open. The file system is checked on the O_PATH fd,
+        // and only a namespace file is then opened for real (setns refuses an O_PATH fd).
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(NotFound(path.to_path_buf()).into())
@@ -76,6 +83,8 @@ impl NetNs {
         if magic != NSFS_MAGIC && magic != PROC_SUPER_MAGIC {
             return Err(anyhow!("unknown FS magic on {path:?}: {magic:x}"));
         }
+        let file = File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .with_context(|| format!("failed to open netns {path:?}"))?;
         Ok(NetNs {
             file,
             path: path.to_path_buf(),
@@ -160,6 +169,29 @@ mod tests {
         std::fs::remove_file(&plain).unwrap();
         assert!(!is_not_found(&e));
         assert!(e.to_string().contains("unknown FS magic"), "{e}");
+    }
+
+    /// A FIFO (or a device node) is refused at once: it is never opened for reading, which
+    /// for a FIFO would block until a writer came.
+    #[test]
+    fn fifo_is_refused_without_blocking() {
+        let fifo = std::env::temp_dir().join(format!("weft-fifo-netns-{}", std::process::id()));
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = fifo.clone();
+        std::thread::spawn(move || tx.send(NetNs::open(&p).map(|_| ()).map_err(|e| e.to_string())));
+        let got = rx.recv_timeout(std::time::Duration::from_secs(5));
+        if got.is_err() {
+            // Let the blocked open finish so the thread ends, then fail.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+        }
+        std::fs::remove_file(&fifo).unwrap();
+        let e = got.expect("opening a FIFO as a netns blocked").unwrap_err();
+        assert!(e.contains("unknown FS magic"), "{e}");
+        let e = NetNs::open("/dev/null").unwrap_err().to_string();
+        assert!(e.contains("unknown FS magic"), "{e}");
     }
 
     #[test]

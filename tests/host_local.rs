@@ -366,3 +366,52 @@ fn bad_input_is_refused_and_leaves_nothing_on_disk() {
         "bad input must leave nothing on disk: {left:?}"
     );
 }
+
+/// A FIFO as CNI_NETNS must not hang any plugin (opening a FIFO for reading waits for a
+/// writer): ADD answers with an error (host-local, which never enters it, succeeds) and DEL
+/// finishes, each well within the timeout.
+#[test]
+fn a_fifo_as_netns_hangs_no_plugin() {
+    let d = TempDir::new("fifo");
+    let fifo = d.path().join("netns");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let fifo = fifo.to_str().unwrap();
+    let ipam = json!({"type": "host-local", "dataDir": d.path().join("data"),
+        "ranges": [[{"subnet": "10.93.7.0/24"}]]});
+    for plugin in ["host-local", "bridge", "ptp", "loopback"] {
+        let stdin = match plugin {
+            "host-local" => conf(
+                "1.0.0",
+                &d.path().join("data"),
+                json!({"ranges": [[{"subnet": "10.93.7.0/24"}]]}),
+            ),
+            "loopback" => {
+                json!({"cniVersion": "1.0.0", "name": "mynet", "type": "loopback"}).to_string()
+            }
+            _ => json!({"cniVersion": "1.0.0", "name": "mynet", "type": plugin, "ipam": ipam})
+                .to_string(),
+        };
+        for command in ["ADD", "DEL"] {
+            let env = Env::new(command, "fifo1", fifo);
+            let o = finish(spawn_with(
+                &["timeout", "10"],
+                &bin_dir().join(plugin),
+                &env,
+                &stdin,
+            ));
+            assert_ne!(
+                o.code, 124,
+                "{plugin} {command} hung on a FIFO netns: {o:?}"
+            );
+            // host-local never enters the namespace, so for it not hanging is the whole test.
+            if command == "ADD" && plugin != "host-local" {
+                assert_eq!(o.code, 1, "{plugin}: {o:?}");
+                assert!(o.stdout.contains("unknown FS magic"), "{plugin}: {o:?}");
+            }
+        }
+    }
+}

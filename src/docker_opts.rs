@@ -18,8 +18,11 @@
 //! missing env file, a missing or malformed `FLANNEL_SUBNET` and a non-numeric `FLANNEL_MTU` are
 //! errors before anything is written (the script writes `--bip=` with whatever it found, and with
 //! no file at all it writes an empty `DOCKER_OPTS`); option values are written verbatim (the script
-//! passes them through `echo`, which mangles whitespace, backslashes and glob characters); the
-//! output file is replaced atomically instead of truncated and appended to.
+//! passes them through `echo`, which mangles whitespace, backslashes and glob characters), and a
+//! value holding `"`, `$`, `` ` ``, `\` or a control character is refused (the script writes it
+//! inside double quotes, where it runs or expands when the output is sourced; see
+//! [`fits_in_quotes`]); the output file is replaced atomically instead of truncated and appended
+//! to.
 
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -224,8 +227,14 @@ pub fn render(vars: &Vars, r: &Render) -> Result<String> {
         };
         opts.insert("DOCKER_OPT_IPMASQ", format!("--ip-masq={docker_masq}"));
     }
+    for (name, value) in &opts {
+        fits_in_quotes(name, value)?;
+    }
     let mut combined = match nonempty(vars, &r.combined_key) {
-        Some(prefix) => format!("{prefix} "),
+        Some(prefix) => {
+            fits_in_quotes(&r.combined_key, prefix)?;
+            format!("{prefix} ")
+        }
         None => String::new(),
     };
     let mut out = String::new();
@@ -240,6 +249,24 @@ pub fn render(vars: &Vars, r: &Render) -> Result<String> {
         out.push_str(&format!("{}=\"{combined}\"\n", r.combined_key));
     }
     Ok(out)
+}
+
+/// Every value is written between double quotes for two readers: a POSIX shell sourcing the
+/// file, where `"`, `$`, `` ` `` and `\` inside double quotes end the string or expand, and
+/// systemd's EnvironmentFile, where a line ends the assignment and `\` escapes. No quoting
+/// keeps such a value the same for both, so it is refused, naming the variable; every value
+/// without them is written byte for byte as the script writes it.
+fn fits_in_quotes(name: &str, value: &str) -> Result<()> {
+    if let Some(c) = value
+        .chars()
+        .find(|c| matches!(c, '"' | '$' | '`' | '\\') || c.is_control())
+    {
+        bail!(
+            "{name}={value:?}: {c:?} cannot be written inside double quotes safely for both a \
+             shell and a systemd EnvironmentFile; refused"
+        );
+    }
+    Ok(())
 }
 
 /// The subnet whose foreign route the script refuses: FLANNEL_SUBNET with its last octet minus
@@ -385,6 +412,33 @@ mod tests {
             let e = format!("{:#}", parse_env_file(bad).unwrap_err());
             assert!(e.contains(want), "{bad:?}: {e}");
         }
+    }
+
+    /// Values that would run code or expand when the output is sourced, or start a new line in
+    /// an EnvironmentFile, are refused, whether they come from the file or the environment.
+    #[test]
+    fn values_that_cannot_be_quoted_are_refused() {
+        for bad in [
+            "a\" ; touch PWNED ; \"",
+            "$HOME",
+            "`id`",
+            "a\\",
+            "--x\nEvil=1",
+        ] {
+            let v = vars(&[("FLANNEL_SUBNET", "10.1.74.1/24"), ("DOCKER_OPT_X", bad)]);
+            let e = render(&v, &Render::default()).unwrap_err().to_string();
+            assert!(e.contains("DOCKER_OPT_X=") && e.contains("refused"), "{e}");
+            let v = vars(&[("FLANNEL_SUBNET", "10.1.74.1/24"), ("DOCKER_OPTS", bad)]);
+            let e = render(&v, &Render::default()).unwrap_err().to_string();
+            assert!(e.contains("DOCKER_OPTS=") && e.contains("refused"), "{e}");
+        }
+        let v = vars(&[
+            ("FLANNEL_SUBNET", "10.1.74.1/24"),
+            ("DOCKER_OPT_X", "--label=a b,c='d' --dns=10.0.0.10"),
+        ]);
+        assert!(render(&v, &Render::default())
+            .unwrap()
+            .contains("DOCKER_OPT_X=\"--label=a b,c='d' --dns=10.0.0.10\"\n"));
     }
 
     #[test]

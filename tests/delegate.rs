@@ -47,6 +47,7 @@ fn args(path: &str, stdin: &str) -> CmdArgs {
         args: String::new(),
         path: path.into(),
         netns_override: false,
+        depth: 0,
         stdin: stdin.as_bytes().to_vec(),
     }
 }
@@ -152,4 +153,36 @@ fn delegation_in_process_and_by_exec() {
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("failed to find plugin \"nope\""), "{err}");
+}
+
+/// A plugin that names itself as its IPAM type ends with the spec's error JSON, in-process (the
+/// applet symlinks) and exec'd (a copy of the binary, another inode), instead of recursing
+/// until the stack (it overflowed) or the process table runs out.
+#[test]
+fn a_plugin_naming_itself_as_ipam_is_stopped() {
+    let ns = Netns::new("selfipam");
+    let copy = TempDir::new("selfipam");
+    for plugin in ["ptp", "bridge"] {
+        std::fs::copy(weft(), copy.path().join(plugin)).unwrap();
+    }
+    for dir in [bin_dir(), copy.path()] {
+        for plugin in ["ptp", "bridge"] {
+            let stdin = json!({"cniVersion": "1.0.0", "name": "selfnet", "type": plugin,
+                "ipam": {"type": plugin}})
+            .to_string();
+            let mut env = Env::new("ADD", "selfipam1", &ns.path());
+            env.path = dir.display().to_string();
+            let o = run(&dir.join(plugin), &env, &stdin);
+            if plugin == "ptp" {
+                let msg = o.err(7);
+                assert!(msg.contains("nested 9 deep"), "{plugin} in {dir:?}: {o:?}");
+            } else {
+                // bridge makes the pair before IPAM, as the reference does, so the nested
+                // bridge finds eth0 taken and fails first, as Go's bridge would.
+                assert_eq!(o.code, 1, "{plugin} in {dir:?}: {o:?}");
+                assert!(o.json()["code"].is_u64(), "{o:?}");
+            }
+            assert_eq!(ns.link_names(), ["lo"], "{plugin}: something was left");
+        }
+    }
 }

@@ -14,6 +14,26 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+/// Deeper than any real chain (flannel, bridge, host-local is 2): a plugin whose IPAM or
+/// delegate type names itself would otherwise recurse until the stack or the process table
+/// runs out.
+const MAX_DEPTH: u32 = 8;
+
+fn check_depth(plugin: &str, args: &CmdArgs) -> Result<()> {
+    if args.depth >= MAX_DEPTH {
+        return Err(Error::new(
+            Code::InvalidConfig,
+            format!(
+                "delegation to {plugin:?} is nested {} deep: does a plugin name itself as its \
+                 ipam or delegate type?",
+                args.depth + 1
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// A plugin run in-process: stdout text on success, the error otherwise.
 pub type InProcessFn = fn(&CmdArgs) -> std::result::Result<Option<String>, Error>;
 
@@ -82,9 +102,11 @@ fn run_in_process(
     stdin: &[u8],
     args: &CmdArgs,
 ) -> Result<Vec<u8>> {
+    check_depth(plugin, args)?;
     log::debug!("delegating {} to {plugin} in-process", verb.as_str());
     let mut sub = args.clone();
     sub.command = verb;
+    sub.depth += 1;
     sub.stdin = stdin.to_vec();
     match entry(&sub) {
         Ok(out) => Ok(out.unwrap_or_default().into_bytes()),
@@ -93,6 +115,7 @@ fn run_in_process(
 }
 
 fn exec(path: &std::path::Path, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<Vec<u8>> {
+    check_depth(&path.to_string_lossy(), args)?;
     let mut attempt = 0;
     let mut child = loop {
         let mut cmd = std::process::Command::new(path);

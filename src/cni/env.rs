@@ -55,8 +55,15 @@ pub struct CmdArgs {
     pub path: String,
     /// `CNI_NETNS_OVERRIDE`: skip the "netns is my own" check (Go test-harness extension).
     pub netns_override: bool,
+    /// How many delegations deep this run is: 0 for a runtime's call, one more for each plugin
+    /// that delegated to get here, in-process or exec'd (through [`DEPTH_VAR`]).
+    pub depth: u32,
     pub stdin: Vec<u8>,
 }
+
+/// Carries [`CmdArgs::depth`] to an exec'd delegate, so a plugin that names itself as its own
+/// IPAM or delegate is stopped however it is reached.
+pub const DEPTH_VAR: &str = "WEFT_CNI_DEPTH";
 
 /// The variables in the order Go reports them missing, with the verbs that require each.
 const REQUIRED: [(&str, &[Command]); 5] = [
@@ -112,6 +119,7 @@ impl CmdArgs {
             args: get("CNI_ARGS"),
             path: get("CNI_PATH"),
             netns_override: ov == "1" || ov == "true",
+            depth: get(DEPTH_VAR).parse().unwrap_or(0),
             stdin,
         }))
     }
@@ -126,7 +134,7 @@ impl CmdArgs {
     }
 
     /// The `CNI_*` variables as a delegate must see them, with `command` as the verb.
-    pub fn env_for(&self, command: Command) -> [(&'static str, String); 6] {
+    pub fn env_for(&self, command: Command) -> [(&'static str, String); 7] {
         [
             ("CNI_COMMAND", command.as_str().to_string()),
             ("CNI_CONTAINERID", self.container_id.clone()),
@@ -134,6 +142,7 @@ impl CmdArgs {
             ("CNI_IFNAME", self.ifname.clone()),
             ("CNI_ARGS", self.args.clone()),
             ("CNI_PATH", self.path.clone()),
+            (DEPTH_VAR, (self.depth + 1).to_string()),
         ]
     }
 }

@@ -546,3 +546,66 @@ fn tls_files_with_http_endpoints_mean_plaintext_as_upstream() {
     assert!(log.contains("TLS files are not used"), "{log}");
     assert_eq!(tb.etcd.leases().len(), 1);
 }
+
+/// Hostile leases: keys for the hosts' LAN (whole or a part of it) and for 0.0.0.0/0 neither
+/// replace the hosts' own routes while they exist nor delete them when they go, and a peer that
+/// cannot be programmed (a broadcast VtepMAC) does not stop reconciliation from restoring a good
+/// peer's route.
+#[test]
+fn hostile_leases_never_touch_the_hosts_routes() {
+    let mut tb = Testbed::new(2);
+    tb.set_config(r#"{"Network":"10.48.0.0/16","Backend":{"Type":"vxlan"}}"#);
+    tb.start_all(&[]);
+    let peer = net_of(&tb.hosts[1].subnet());
+    let h = &tb.hosts[0];
+    wait_route(h, &peer, Duration::from_secs(20));
+    let own_routes = || {
+        (
+            route_to(&h.ns, "192.168.77.0/24"),
+            route_to(&h.ns, "default"),
+        )
+    };
+    let before = own_routes();
+    assert!(before.0.is_some() && before.1.is_some(), "{before:?}");
+    let lease = |mac: &str| {
+        format!(
+            r#"{{"PublicIP":"192.168.77.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"{mac}"}}}}"#
+        )
+    };
+    let hostile = [
+        ("192.168.77.0-24", "0a:11:22:33:44:01"),
+        ("192.168.77.128-25", "0a:11:22:33:44:02"),
+        ("0.0.0.0-0", "0a:11:22:33:44:03"),
+        ("10.48.200.0-24", "ff:ff:ff:ff:ff:ff"),
+    ];
+    for (key, mac) in hostile {
+        tb.etcd.put(&format!("{SUBNETS}/{key}"), &lease(mac));
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "the hostile leases refused",
+        || {
+            let log = h.log();
+            (log.contains("ignoring lease 192.168.77.0-24")
+                && log.contains("ignoring lease 0.0.0.0-0")
+                && log.contains("10.48.200.0-24"))
+            .then_some(())
+        },
+    );
+    // A good peer's route deleted by hand comes back at the next pass, the bad peer beside it.
+    h.ns.ip(&["route", "del", &peer]);
+    wait_route(h, &peer, Duration::from_secs(30));
+    assert_eq!(own_routes(), before, "{}", h.log());
+    assert!(route_to(&h.ns, "192.168.77.128/25").is_none());
+    assert!(route_to(&h.ns, "10.48.200.0/24").is_none());
+    for (key, _) in hostile {
+        tb.etcd.ctl(&["del", &format!("{SUBNETS}/{key}")]);
+    }
+    // Deleting them removes nothing of the host's, now or at the next pass.
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(own_routes(), before, "{}", h.log());
+    assert!(route_to(&h.ns, &peer).is_some());
+    for h in &mut tb.hosts {
+        assert_alive(h);
+    }
+}

@@ -138,8 +138,12 @@ impl Backend for HostGw {
                     .any(|k| k.dst == r.dst && k.gw == r.gw && k.oif == r.oif);
                 if !present {
                     log::info!("host-gw: route to {} is missing; adding it", r.dst);
-                    self.program(p)?;
-                    fixed += 1;
+                    // One peer that cannot be programmed is logged and skipped, so the pass
+                    // still restores every other peer.
+                    match self.program(p) {
+                        Ok(()) => fixed += 1,
+                        Err(err) => log::error!("{err:#} (skipped in this pass)"),
+                    }
                     break;
                 }
             }

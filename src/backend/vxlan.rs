@@ -267,6 +267,9 @@ impl VxlanBackend {
                         .map(str::to_string)
                 })
                 .and_then(|s| parse_mac(&s))
+                // A group or all-zero MAC cannot name one VTEP; the kernel refuses it as an
+                // FDB entry anyway.
+                .filter(|m| m[0] & 1 == 0 && *m != [0; 6])
         };
         match mac_of(&peer.attrs.backend_data) {
             Some(mac) => out.push((
@@ -365,10 +368,19 @@ impl VxlanBackend {
                 }
             }
         };
-        // Whichever form the route had, delete by destination only.
-        let mut r = Route::new(e.subnet);
-        r.scope = SCOPE_NOWHERE;
-        gone(self.h.delete_route(&r), "route");
+        // Whichever form the route had (DirectRouting may have changed since), but only as we
+        // make it: through our device to the VTEP, or through the external interface to the
+        // peer. A route of the host's own to the same destination is never matched.
+        let mut encap = Route::new(e.subnet);
+        encap.gw = Some(e.vtep_ip);
+        encap.oif = Some(idx);
+        let mut direct = Route::new(e.subnet);
+        direct.gw = Some(e.public);
+        direct.oif = Some(self.ext.link.index);
+        for mut r in [encap, direct] {
+            r.scope = SCOPE_NOWHERE;
+            gone(self.h.delete_route(&r), "route");
+        }
         gone(self.h.delete_fdb(idx, e.mac, e.public), "fdb entry");
         gone(self.h.delete_neighbour(idx, e.vtep_ip), "neighbour");
     }
@@ -491,8 +503,12 @@ impl Backend for VxlanBackend {
                     if !revived {
                         log::info!("vxlan: entries for {} are missing; adding them", e.subnet);
                     }
-                    self.program(&e, dev)?;
-                    fixed += 1;
+                    // One peer that cannot be programmed is logged and skipped, so the pass
+                    // still restores every other peer.
+                    match self.program(&e, dev) {
+                        Ok(()) => fixed += 1,
+                        Err(err) => log::error!("{err:#} (skipped in this pass)"),
+                    }
                 }
             }
         }

@@ -28,7 +28,7 @@ use crate::netlink::Handle;
 use crate::subnet::config::NetworkConfig;
 use crate::subnet::env::{PreviousEnv, SubnetEnv};
 use crate::subnet::etcd::{Backoff, EtcdOptions, OutOfSubnets, OwnLease, Registry};
-use crate::subnet::peers::PeerSet;
+use crate::subnet::peers::{PeerRules, PeerSet};
 
 /// Everything the flags say.
 #[derive(Debug, Clone)]
@@ -223,7 +223,7 @@ async fn serve(o: DaemonOptions) -> Result<()> {
 
     let (ev_tx, ev_rx) = std::sync::mpsc::channel();
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::unbounded_channel();
-    let peers = PeerSet::new(own.key, own.attrs.public_ip);
+    let peers = PeerSet::new(own.key, own.attrs.public_ip, peer_rules(&cfg, &own)?);
     let every = o.reconcile_every;
     std::thread::Builder::new()
         .name("dataplane".into())
@@ -265,4 +265,33 @@ async fn serve(o: DaemonOptions) -> Result<()> {
             }
         }
     }
+}
+
+/// The rules every peer's lease is checked against (see [`PeerRules`]): the network config, and
+/// this host's addresses outside our own lease.
+fn peer_rules(cfg: &NetworkConfig, own: &OwnLease) -> Result<PeerRules> {
+    let h = Handle::open()?;
+    let host_addrs = h
+        .addresses(None)
+        .context("failed to list this host's addresses")?
+        .into_iter()
+        .map(|a| a.addr.addr())
+        .filter(|a| !a.is_loopback())
+        .filter(|a| !matches!(a, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+        .filter(|a| {
+            !ipnet::IpNet::V4(own.key.ipv4).contains(a)
+                && !own
+                    .key
+                    .ipv6
+                    .is_some_and(|o| ipnet::IpNet::V6(o).contains(a))
+        })
+        .collect();
+    Ok(PeerRules {
+        network: cfg.network(),
+        subnet_len: cfg.subnet_len,
+        subnet_min: cfg.subnet_min,
+        subnet_max: cfg.subnet_max,
+        ipv6: cfg.ipv6_network.map(|n| (n, cfg.ipv6_subnet_len)),
+        host_addrs,
+    })
 }

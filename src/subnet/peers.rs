@@ -2,8 +2,9 @@
 //! "program this peer" and "forget this peer" changes. A removal carries the lease as it was last
 //! seen, so a backend still knows the MAC and address to delete.
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::etcd::LeaseEvent;
 use super::lease::{Lease, LeaseAttrs, LeaseKey};
@@ -19,19 +20,95 @@ pub enum PeerChange {
     OwnTaken(LeaseAttrs),
 }
 
+/// What another host's lease may claim. etcd is writable by whoever can reach it, so every
+/// lease is checked before the data plane sees it: a subnet outside the network (the hosts' LAN,
+/// 0.0.0.0/0) would otherwise have its route replace the host's own, and its removal delete it.
+#[derive(Debug, Clone)]
+pub struct PeerRules {
+    pub network: Ipv4Net,
+    pub subnet_len: u8,
+    pub subnet_min: Ipv4Addr,
+    pub subnet_max: Ipv4Addr,
+    /// The IPv6 network and its subnet length, where the network has one.
+    pub ipv6: Option<(Ipv6Net, u8)>,
+    /// This host's addresses outside its own lease, as they were at start-up.
+    pub host_addrs: Vec<IpAddr>,
+}
+
+fn bad_public(ip: IpAddr) -> Option<&'static str> {
+    let v4_bcast = matches!(ip, IpAddr::V4(a) if a.is_broadcast());
+    if ip.is_unspecified() {
+        Some("unspecified")
+    } else if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_multicast() || v4_bcast {
+        Some("not unicast")
+    } else {
+        None
+    }
+}
+
+impl PeerRules {
+    /// Why `l` must not be programmed, if it must not; `own` is our lease.
+    pub fn check(&self, l: &Lease, own: &LeaseKey, own_public_ip: Ipv4Addr) -> Result<(), String> {
+        let k = l.key.ipv4;
+        if k.prefix_len() != self.subnet_len {
+            return Err(format!("subnet {k} is not a /{}", self.subnet_len));
+        }
+        if !self.network.contains(&k) {
+            return Err(format!("subnet {k} is outside Network {}", self.network));
+        }
+        if k.network() < self.subnet_min || k.network() > self.subnet_max {
+            return Err(format!(
+                "subnet {k} is outside SubnetMin-SubnetMax ({}-{})",
+                self.subnet_min, self.subnet_max
+            ));
+        }
+        if k.contains(&own.ipv4) || own.ipv4.contains(&k) {
+            return Err(format!("subnet {k} overlaps our own lease {}", own.ipv4));
+        }
+        if let (Some(k6), Some((net6, len6))) = (l.key.ipv6, self.ipv6) {
+            if k6.prefix_len() != len6 || !net6.contains(&k6) {
+                return Err(format!("IPv6 subnet {k6} is not a /{len6} inside {net6}"));
+            }
+            if own.ipv6.is_some_and(|o| o.contains(&k6) || k6.contains(&o)) {
+                return Err(format!("IPv6 subnet {k6} overlaps our own lease"));
+            }
+        }
+        if let Some(a) = self.host_addrs.iter().find(|a| {
+            IpNet::V4(k).contains(*a) || l.key.ipv6.is_some_and(|k6| IpNet::V6(k6).contains(*a))
+        }) {
+            return Err(format!("its subnet holds this host's address {a}"));
+        }
+        let public = l.attrs.public_ip;
+        if let Some(why) = bad_public(IpAddr::V4(public)) {
+            return Err(format!("PublicIP {public} is {why}"));
+        }
+        if public == own_public_ip {
+            return Err(format!("PublicIP {public} is our own"));
+        }
+        if let Some(why) = l.attrs.public_ipv6.and_then(|p| bad_public(IpAddr::V6(p))) {
+            return Err(format!("PublicIPv6 is {why}"));
+        }
+        Ok(())
+    }
+}
+
 /// The set of known peers.
 #[derive(Debug, Clone)]
 pub struct PeerSet {
     own: LeaseKey,
-    own_public_ip: std::net::Ipv4Addr,
+    own_public_ip: Ipv4Addr,
+    rules: PeerRules,
     peers: BTreeMap<Ipv4Net, Lease>,
 }
 
 impl PeerSet {
-    pub fn new(own: LeaseKey, own_public_ip: std::net::Ipv4Addr) -> PeerSet {
+    pub fn new(own: LeaseKey, own_public_ip: Ipv4Addr, rules: PeerRules) -> PeerSet {
         PeerSet {
             own,
             own_public_ip,
+            rules,
             peers: BTreeMap::new(),
         }
     }
@@ -48,6 +125,14 @@ impl PeerSet {
         if self.is_own(&lease.key) {
             if lease.attrs.public_ip != self.own_public_ip {
                 out.push(PeerChange::OwnTaken(lease.attrs));
+            }
+            return;
+        }
+        if let Err(why) = self.rules.check(&lease, &self.own, self.own_public_ip) {
+            log::warn!("ignoring lease {}: {why}", lease.key.to_key());
+            // What was programmed for the key before stays only as long as its lease is good.
+            if let Some(old) = self.peers.remove(&lease.key.ipv4) {
+                out.push(PeerChange::Remove(old));
             }
             return;
         }
@@ -124,11 +209,62 @@ mod tests {
         }
     }
 
+    fn rules() -> PeerRules {
+        PeerRules {
+            network: "10.5.0.0/16".parse().unwrap(),
+            subnet_len: 24,
+            subnet_min: "10.5.1.0".parse().unwrap(),
+            subnet_max: "10.5.254.0".parse().unwrap(),
+            ipv6: None,
+            host_addrs: vec!["192.168.0.1".parse().unwrap()],
+        }
+    }
+
     fn set() -> PeerSet {
         PeerSet::new(
             LeaseKey::new("10.5.1.0/24".parse().unwrap(), None),
             "192.168.0.1".parse().unwrap(),
+            rules(),
         )
+    }
+
+    /// Leases that would route what is not the overlay's never reach the data plane, and a
+    /// good lease replaced by a bad one at its key is removed.
+    #[test]
+    fn leases_outside_the_rules_are_ignored() {
+        let mut s = set();
+        for (net, ip) in [
+            ("192.168.0.0/24", "192.168.0.9"), // the hosts' LAN
+            ("0.0.0.0/0", "192.168.0.9"),      // the default route
+            ("10.5.0.0/24", "192.168.0.9"),    // below SubnetMin
+            ("10.5.3.0/25", "192.168.0.9"),    // not a SubnetLen subnet
+            ("10.4.0.0/24", "192.168.0.9"),    // outside Network
+            ("10.5.2.0/24", "0.0.0.0"),
+            ("10.5.2.0/24", "127.0.0.1"),
+            ("10.5.2.0/24", "224.0.0.5"),
+            ("10.5.2.0/24", "255.255.255.255"),
+            ("10.5.2.0/24", "192.168.0.1"), // our own PublicIP
+        ] {
+            let l = lease(net, ip, "aa:aa:aa:aa:aa:02");
+            assert!(s.apply(LeaseEvent::Added(l)).is_empty(), "{net} {ip}");
+        }
+        assert_eq!(s.peers().count(), 0);
+        let good = lease("10.5.2.0/24", "192.168.0.2", "aa:aa:aa:aa:aa:02");
+        s.apply(LeaseEvent::Added(good.clone()));
+        let bad = lease("10.5.2.0/24", "127.0.0.1", "aa:aa:aa:aa:aa:02");
+        assert_eq!(
+            s.apply(LeaseEvent::Added(bad)),
+            vec![PeerChange::Remove(good)]
+        );
+        let mut r = rules();
+        r.host_addrs.push("10.5.7.1".parse().unwrap());
+        let mut s = PeerSet::new(
+            LeaseKey::new("10.5.1.0/24".parse().unwrap(), None),
+            "192.168.0.1".parse().unwrap(),
+            r,
+        );
+        let l = lease("10.5.7.0/24", "192.168.0.3", "aa:aa:aa:aa:aa:03");
+        assert!(s.apply(LeaseEvent::Added(l)).is_empty());
     }
 
     #[test]

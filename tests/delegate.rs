@@ -161,6 +161,8 @@ fn delegation_in_process_and_by_exec() {
 #[test]
 fn a_plugin_naming_itself_as_ipam_is_stopped() {
     let ns = Netns::new("selfipam");
+    // The plugins run in a "host" namespace of the test's own: bridge makes cni0 there.
+    let host = Netns::new("selfhost");
     let copy = TempDir::new("selfipam");
     for plugin in ["ptp", "bridge"] {
         std::fs::copy(weft(), copy.path().join(plugin)).unwrap();
@@ -172,7 +174,12 @@ fn a_plugin_naming_itself_as_ipam_is_stopped() {
             .to_string();
             let mut env = Env::new("ADD", "selfipam1", &ns.path());
             env.path = dir.display().to_string();
-            let o = run(&dir.join(plugin), &env, &stdin);
+            let o = finish(spawn_with(
+                &["ip", "netns", "exec", &host.name],
+                &dir.join(plugin),
+                &env,
+                &stdin,
+            ));
             if plugin == "ptp" {
                 let msg = o.err(7);
                 assert!(msg.contains("nested 9 deep"), "{plugin} in {dir:?}: {o:?}");

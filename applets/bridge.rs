@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use weft::bridge::conf::BridgeConf;
 use weft::bridge::{calc_gateways, host};
 use weft::cni::delegate;
+use weft::cni::lenient::Teardown;
 use weft::cni::result::{CniResult, Interface};
 use weft::cni::{CmdArgs, Command, NetConf, Plugin};
 use weft::firewall::{masq, spoofcheck};
@@ -184,9 +185,10 @@ impl Plugin for Bridge {
     }
 
     fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
-        let bc = BridgeConf::load(conf, &args.args)?;
+        let td = Teardown::read(conf);
+        let has_ipam = !conf.ipam_type.is_empty();
         let ipam_del = || -> Result<()> {
-            if bc.has_ipam {
+            if has_ipam {
                 delegate::call(&conf.ipam_type, Command::Del, &args.stdin, args)?;
             }
             Ok(())
@@ -194,17 +196,17 @@ impl Plugin for Bridge {
         if args.netns.is_empty() {
             return ipam_del();
         }
-        let masq = bc.has_ipam && bc.ip_masq;
+        let masq = has_ipam && td.ip_masq;
         let addrs = iface::delete_container_link(&args.netns, &args.ifname, masq)?;
         ipam_del()?;
         let mut errors = Vec::new();
-        if bc.macspoofchk {
+        if td.macspoofchk {
             if let Err(e) = spoofcheck::teardown(&args.container_id, &args.ifname) {
                 errors.push(format!("{e:#}"));
             }
         }
         if masq {
-            let backend = bc.ip_masq_backend.as_deref();
+            let backend = td.ip_masq_backend.as_deref();
             if let Err(e) = masq::teardown_ip_masq(
                 backend,
                 &addrs,

@@ -87,8 +87,10 @@ impl Plugin for Flannel {
 
     fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
         // Only dataDir is read from the config: subnet.env and delegate may have changed or gone.
-        let fc = FlannelConf::load(conf)?;
-        let store = Store::new(&fc.data_dir);
+        let Some(data_dir) = FlannelConf::data_dir_for_del(conf) else {
+            return Ok(());
+        };
+        let store = Store::new(&data_dir);
         let Some(bytes) = store.load(&args.container_id)? else {
             return Ok(());
         };

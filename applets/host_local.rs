@@ -46,7 +46,7 @@ impl Plugin for HostLocal {
                     requested,
                     &held,
                 )
-                .map_err(|e| anyhow!("failed to allocate for range {idx}: {e}"))?;
+                .map_err(|e| anyhow!("failed to allocate for range {idx}: {e:#}"))?;
                 reserved.push(got.address.addr());
                 result.ips.push(IpConfig {
                     interface: None,
@@ -76,8 +76,9 @@ impl Plugin for HostLocal {
     }
 
     fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
-        let cfg = IpamConfig::load(conf, &args.args)?;
-        let mut store = DiskStore::open(&cfg.data_dir, &cfg.name)?;
+        // Only where the state lives (see `weft::cni::lenient`): ranges that no longer parse
+        // must not keep an attachment's addresses from being released.
+        let mut store = DiskStore::open(&IpamConfig::data_dir_of(conf), &conf.name)?;
         store.release_by_id(&args.container_id, &args.ifname)?;
         Ok(())
     }

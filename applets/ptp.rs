@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 use weft::cni::delegate;
+use weft::cni::lenient::Teardown;
 use weft::cni::result::{CniResult, Interface};
 use weft::cni::{CmdArgs, Command, NetConf, Plugin};
 use weft::firewall::masq;
@@ -89,15 +90,15 @@ impl Plugin for Ptp {
     }
 
     fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
-        let pc = PtpConf::load(conf)?;
+        let td = Teardown::read(conf);
         // The reference releases the addresses first and stops if that fails.
         delegate::call(&conf.ipam_type, Command::Del, &args.stdin, args)?;
         if args.netns.is_empty() {
             return Ok(());
         }
-        let addrs = iface::delete_container_link(&args.netns, &args.ifname, pc.ip_masq)?;
-        if pc.ip_masq {
-            let backend = pc.ip_masq_backend.as_deref();
+        let addrs = iface::delete_container_link(&args.netns, &args.ifname, td.ip_masq)?;
+        if td.ip_masq {
+            let backend = td.ip_masq_backend.as_deref();
             masq::teardown_ip_masq(
                 backend,
                 &addrs,

@@ -613,3 +613,24 @@ fn version_about_and_verb_gates() {
     let out = fl.run(&fl.env("GC", "", &ctr), &gc);
     assert!(out.err(7).contains("cni.dev/valid-attachments"), "{out:?}");
 }
+
+#[test]
+fn del_goes_through_whatever_add_only_keys_the_saved_config_holds() {
+    let fl = Fl::new("fm", Some("subnet-v4.env"));
+    let ctr = Netns::new("fmc");
+    let conf = fl.conf(Some("1.0.0"), json!({}));
+    fl.run(&fl.env("ADD", "m1", &ctr), &conf).ok();
+    let path = fl.data_dir().join("m1");
+    let mut saved: Value = serde_json::from_str(&fl.saved("m1").unwrap()).unwrap();
+    saved["mtu"] = json!(65536);
+    saved["hairpinMode"] = json!(true);
+    saved["promiscMode"] = json!(true);
+    std::fs::write(&path, saved.to_string()).unwrap();
+    fl.run(&fl.env("DEL", "m1", &ctr), &conf).ok();
+    fl.assert_nothing_left("m1", &ctr);
+    // A dataDir ADD refuses: ADD saved nothing, so DEL has nothing to do.
+    let bad = fl.conf(Some("1.0.0"), json!({"dataDir": 5, "delegate": "x"}));
+    let out = fl.run(&fl.env("DEL", "m1", &ctr), &bad);
+    out.ok();
+    assert!(out.stderr.contains("dataDir"), "{out:?}");
+}

@@ -418,3 +418,62 @@ fn a_fifo_as_netns_hangs_no_plugin() {
         }
     }
 }
+
+#[test]
+fn del_releases_even_when_the_ranges_no_longer_parse() {
+    let d = TempDir::new("hd");
+    let good = conf("1.0.0", d.path(), json!({"subnet": "10.1.2.0/24"}));
+    let env = Env::new("ADD", "d1", NETNS);
+    hl(&env, &good).ok();
+    assert_eq!(reservations(d.path()), ["10.1.2.2"]);
+    for ipam in [
+        json!({"subnet": "10.1.2.0/33"}),
+        json!({"ranges": "x"}),
+        json!({"routes": [{"dst": "nope"}]}),
+    ] {
+        let broken = conf("1.0.0", d.path(), ipam);
+        hl(&env.cmd("DEL"), &broken).ok();
+        assert!(reservations(d.path()).is_empty());
+    }
+}
+
+#[test]
+fn store_errors_keep_their_cause() {
+    // A symlinked round-robin pointer: refused (O_NOFOLLOW), and the message says why.
+    let d = TempDir::new("he");
+    let c = conf("1.0.0", d.path(), json!({"subnet": "10.1.2.0/24"}));
+    let net = d.path().join("mynet");
+    std::fs::create_dir_all(&net).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", net.join("last_reserved_ip.0")).unwrap();
+    let msg = hl(&Env::new("ADD", "e1", NETNS), &c).err(999);
+    assert!(
+        msg.starts_with("failed to allocate for range 0: failed to write")
+            && msg.contains("symbolic links"),
+        "{msg}"
+    );
+    assert!(reservations(d.path()).is_empty());
+
+    // A data directory out of inodes (a tmpfs in a mount namespace of the plugin's own).
+    let full = TempDir::new("hf");
+    let c = conf("1.0.0", full.path(), json!({"subnet": "10.1.2.0/24"}));
+    let mount = format!(
+        "mount -t tmpfs -o nr_inodes=4 weft-test {} && exec \"$0\"",
+        full.path().display()
+    );
+    let child = spawn_with(
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &mount,
+        ],
+        &bin_dir().join("host-local"),
+        &Env::new("ADD", "e2", NETNS),
+        &c,
+    );
+    let msg = finish(child).err(999);
+    assert!(msg.contains("No space left on device"), "{msg}");
+}

@@ -286,3 +286,26 @@ fn failures_roll_back_and_del_tolerates_missing_state() {
     assert!(site.reserved().is_empty());
     assert_eq!(site.host.link_names(), ["lo"]);
 }
+
+#[test]
+fn del_takes_back_everything_whatever_the_mtu_says() {
+    let site = Site::new("pd");
+    let ctr = Netns::new("pdc");
+    let conf = ptp_conf(&site, "1.0.0", json!({"ipMasq": true}));
+    site.run("ptp", &ptp_env(&site, "ADD", "d1", &ctr), &conf)
+        .ok();
+    assert!(!site.host.nat_rules(false).is_empty());
+    for mtu in [json!(10), json!(70000), json!("x")] {
+        let broken = ptp_conf(&site, "1.0.0", json!({"ipMasq": true, "mtu": mtu}));
+        site.run("ptp", &ptp_env(&site, "DEL", "d1", &ctr), &broken)
+            .ok();
+        assert_eq!(site.host.link_names(), ["lo"]);
+        assert_eq!(ctr.link_names(), ["lo"]);
+        assert!(site.reserved().is_empty());
+        assert!(site.host.nat_rules(false).is_empty());
+    }
+    let env = ptp_env(&site, "DEL", "d1", &ctr);
+    let c = ptp_conf(&site, "1.0.0", json!({"mtu": 10}));
+    let go = site.run(go_plugin("ptp").to_str().unwrap(), &env, &c);
+    assert_eq!(go.code, 0, "the reference agrees: {go:?}");
+}

@@ -9,6 +9,7 @@ pub mod delegate;
 pub mod env;
 pub mod error;
 pub mod json;
+pub mod lenient;
 pub mod result;
 pub mod skel;
 pub mod version;

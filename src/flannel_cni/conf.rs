@@ -76,6 +76,14 @@ impl FlannelConf {
             runtime_config: object_key(raw, "runtimeConfig")?,
         })
     }
+
+    /// Where DEL looks for the saved config (see [`crate::cni::lenient`]): `None` when
+    /// `dataDir` is unusable, because ADD then refused the config and saved nothing.
+    pub fn data_dir_for_del(conf: &NetConf) -> Option<PathBuf> {
+        path_key(&conf.raw, "dataDir", DEFAULT_DATA_DIR)
+            .map_err(|e| log::warn!("flannel: DEL: {e}; ADD saved nothing, nothing to remove"))
+            .ok()
+    }
 }
 
 #[cfg(test)]

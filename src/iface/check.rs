@@ -5,21 +5,32 @@ use crate::netlink::{Handle, Link, MAIN_TABLE};
 use anyhow::{bail, Result};
 
 /// The prevResult interface named `ifname` whose sandbox is `netns` (compared as strings, as
-/// the reference does).
+/// the reference does). Every IP that names an interface must name this one: CHECK looks for
+/// all of them on it, and an index past the list is a prevResult no ADD produced.
 pub fn find_container_iface<'r>(
     res: &'r CniResult,
     ifname: &str,
     netns: &str,
 ) -> Result<(usize, &'r Interface)> {
-    match res
+    let Some((idx, intf)) = res
         .interfaces
         .iter()
         .enumerate()
         .find(|(_, i)| i.name == ifname && i.sandbox == netns)
-    {
-        Some(found) => Ok(found),
-        None => bail!("Sandbox in prevResult  doesn't match configured netns: {netns}"),
+    else {
+        bail!("Sandbox in prevResult  doesn't match configured netns: {netns}");
+    };
+    for (k, ip) in res.ips.iter().enumerate() {
+        match ip.interface {
+            Some(i) if i != idx => bail!(
+                "prevResult ips[{k}] ({}) names interface {i}, not {ifname} (interface {idx} of {})",
+                ip.address,
+                res.interfaces.len()
+            ),
+            _ => {}
+        }
     }
+    Ok((idx, intf))
 }
 
 /// The container end: exists in the namespace, is a veth, has the reported MAC.

@@ -94,6 +94,8 @@ impl IpamConfig {
             .cloned()
             .ok_or_else(|| invalid("the 'ipam' key must be an object"))?;
         fold_keys(&mut ipam_obj, &IPAM_KEYS);
+        // Go leaves a field at its zero value for a JSON null: absent, not a type error.
+        ipam_obj.retain(|_, v| !v.is_null());
         let wire: IpamWire = serde_json::from_value(Value::Object(ipam_obj.clone()))
             .map_err(|e| invalid(format!("invalid ipam config: {e}")))?;
 

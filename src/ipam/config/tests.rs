@@ -145,3 +145,16 @@ fn legacy_bridge_fixture() {
     assert_eq!(c.ranges.len(), 1);
     assert_eq!(c.ranges[0].to_string(), "10.22.0.1-10.22.255.254");
 }
+
+#[test]
+fn null_is_absent_as_in_go() {
+    let c = load(
+        r#"{"cniVersion":"1.0.0","name":"n","ipam":{"subnet":"10.1.2.0/24","dataDir":null,
+            "ranges":null,"routes":null,"resolvConf":null}}"#,
+        "",
+    )
+    .unwrap();
+    assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    assert!(c.routes.is_empty() && c.resolv_conf.is_none());
+    assert_eq!(c.ranges.len(), 1);
+}

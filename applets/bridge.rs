@@ -32,6 +32,7 @@ fn host_iface(l: &Link) -> Interface {
 
 impl Plugin for Bridge {
     const ABOUT: &'static str = concat!("CNI bridge plugin weft ", env!("CARGO_PKG_VERSION"));
+    const KEYS: &'static [&'static str] = &weft::bridge::conf::KEYS;
 
     fn add(args: &CmdArgs, conf: &NetConf) -> Result<CniResult> {
         let bc = BridgeConf::load(conf, &args.args)?;

@@ -29,6 +29,7 @@ fn delegate_for(fc: &FlannelConf, unavailable: Option<Code>) -> Result<DelegateC
 
 impl Plugin for Flannel {
     const ABOUT: &'static str = concat!("CNI flannel plugin weft ", env!("CARGO_PKG_VERSION"));
+    const KEYS: &'static [&'static str] = &weft::flannel_cni::conf::KEYS;
 
     fn add(args: &CmdArgs, conf: &NetConf) -> Result<CniResult> {
         let fc = FlannelConf::load(conf)?;

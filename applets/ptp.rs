@@ -22,6 +22,7 @@ pub struct Ptp;
 
 impl Plugin for Ptp {
     const ABOUT: &'static str = concat!("CNI ptp plugin weft ", env!("CARGO_PKG_VERSION"));
+    const KEYS: &'static [&'static str] = &weft::ptp::KEYS;
 
     fn add(args: &CmdArgs, conf: &NetConf) -> Result<CniResult> {
         let pc = PtpConf::load(conf)?;

@@ -163,7 +163,7 @@ fn parse_value(s: &str) -> Result<String> {
 /// Reads the flannel env file and applies its assignments over `inherited`, as sourcing it does.
 /// A missing file is an error that says who writes it.
 pub fn load_vars(path: &Path, inherited: Vars) -> Result<Vars> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::small_file::read_to_string(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             ": flanneld writes it once it holds a subnet lease; flanneld is not running or has not written it yet"
         } else {

@@ -10,6 +10,7 @@
 //!   routes from a result, gateway addresses).
 //! - [`bridge`], [`ptp`]: the library side of those plugins (config, host-side plumbing).
 //! - [`flannel_cni`]: the flannel CNI meta-plugin (subnet.env, delegate config, saved configs).
+//! - [`small_file`]: bounded reads of files a config names or another program writes.
 //! - [`sysctl`]: per-namespace /proc/sys; [`undo`]: the rollback guard of ADD; [`durable`]:
 //!   reservation flushes made before an ADD answers.
 //! - [`process_arena`]: the allocator of every applet but flanneld; [`helper_thread`]: threads
@@ -36,6 +37,7 @@ pub mod netns;
 pub mod process_arena;
 pub mod ptp;
 pub mod random;
+pub mod small_file;
 pub mod subnet;
 pub mod sysctl;
 pub mod undo;

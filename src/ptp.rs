@@ -1,7 +1,7 @@
 //! The ptp plugin's library side: its configuration and the point-to-point routing it sets up
 //! on both ends of the veth pair.
 
-use crate::cni::json::fold_keys;
+use crate::cni::json::pick;
 use crate::cni::result::{Dns, IpConfig};
 use crate::cni::{Code, Error, NetConf};
 use crate::netlink::{Handle, Link, Route, SCOPE_NOWHERE};
@@ -13,6 +13,9 @@ use serde_json::Value;
 /// rtnetlink scopes.
 const SCOPE_LINK: u8 = 253;
 const SCOPE_HOST: u8 = 254;
+
+/// The ptp plugin's own top-level keys.
+pub const KEYS: [&str; 3] = ["ipMasq", "ipMasqBackend", "mtu"];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,8 +40,7 @@ pub struct PtpConf {
 
 impl PtpConf {
     pub fn load(conf: &NetConf) -> Result<PtpConf, Error> {
-        let mut raw = conf.raw.clone();
-        fold_keys(&mut raw, &["ipMasq", "ipMasqBackend", "mtu"]);
+        let raw = pick(&conf.raw, &KEYS);
         let w: Wire = serde_json::from_value(Value::Object(raw)).map_err(|e| {
             Error::new(Code::DecodingFailure, "failed to load netconf").with_details(e.to_string())
         })?;

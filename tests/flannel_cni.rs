@@ -616,8 +616,8 @@ fn version_about_and_verb_gates() {
 
 #[test]
 fn del_goes_through_whatever_add_only_keys_the_saved_config_holds() {
-    let fl = Fl::new("fm", Some("subnet-v4.env"));
-    let ctr = Netns::new("fmc");
+    let fl = Fl::new("fk", Some("subnet-v4.env"));
+    let ctr = Netns::new("fkc");
     let conf = fl.conf(Some("1.0.0"), json!({}));
     fl.run(&fl.env("ADD", "m1", &ctr), &conf).ok();
     let path = fl.data_dir().join("m1");
@@ -633,4 +633,18 @@ fn del_goes_through_whatever_add_only_keys_the_saved_config_holds() {
     let out = fl.run(&fl.env("DEL", "m1", &ctr), &bad);
     out.ok();
     assert!(out.stderr.contains("dataDir"), "{out:?}");
+}
+
+#[test]
+fn a_subnet_file_that_is_no_file_is_refused_at_once() {
+    let fl = Fl::new("fz", None);
+    let ctr = Netns::new("fzc");
+    let conf = fl.conf(Some("1.0.0"), json!({"subnetFile": "/dev/zero"}));
+    let out = fl.run(&fl.env("ADD", "z", &ctr), &conf);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.json()["msg"].as_str().unwrap().contains("a device"),
+        "{out:?}"
+    );
+    fl.assert_nothing_left("z", &ctr);
 }

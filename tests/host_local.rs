@@ -477,3 +477,64 @@ fn store_errors_keep_their_cause() {
     let msg = finish(child).err(999);
     assert!(msg.contains("No space left on device"), "{msg}");
 }
+
+#[test]
+fn a_resolv_conf_that_is_no_file_is_refused_at_once() {
+    let d = TempDir::new("hr");
+    let fifo = d.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (path, what) in [
+        ("/dev/zero", "a device"),
+        (fifo.to_str().unwrap(), "a FIFO"),
+    ] {
+        let c = conf(
+            "1.0.0",
+            d.path(),
+            json!({"subnet": "10.1.2.0/24", "resolvConf": path}),
+        );
+        let o = finish(spawn_with(
+            &["timeout", "10"],
+            &bin_dir().join("host-local"),
+            &Env::new("ADD", "r1", NETNS),
+            &c,
+        ));
+        assert_ne!(o.code, 124, "hung on {path}: {o:?}");
+        let msg = o.err(999);
+        assert!(
+            msg.contains("failed to read") && msg.contains(what),
+            "{msg}"
+        );
+        assert!(reservations(d.path()).is_empty());
+    }
+}
+
+/// A config of tens of megabytes, nearly all of it keys host-local never reads (a runtime's
+/// annotations, say), under an address-space limit a few times its size: the plugin keeps
+/// only the keys it reads, so it fits where a tree of the whole document would not.
+#[test]
+fn a_huge_config_is_parsed_without_copies_of_its_tree() {
+    let d = TempDir::new("hh");
+    let junk: Vec<Value> = (0..400_000)
+        .map(|i| json!({"key": format!("{i:040}"), "n": i}))
+        .collect();
+    let mut c: Value =
+        serde_json::from_str(&conf("1.0.0", d.path(), json!({"subnet": "10.1.2.0/24"}))).unwrap();
+    c["annotations"] = Value::from(junk);
+    let c = c.to_string();
+    assert!(c.len() > 20_000_000, "{}", c.len());
+    let limited = "ulimit -v 200000 && exec \"$0\"";
+    for command in ["ADD", "DEL"] {
+        let o = finish(spawn_with(
+            &["sh", "-c", limited],
+            &bin_dir().join("host-local"),
+            &Env::new(command, "h1", NETNS),
+            &c,
+        ));
+        assert_eq!(o.code, 0, "{command}: {}", o.stderr);
+    }
+    assert!(reservations(d.path()).is_empty());
+}

@@ -2,14 +2,15 @@
 //! validation, done before anything is touched so a bad config leaves nothing behind.
 
 use crate::cni::args::CniArgs;
-use crate::cni::json::fold_keys;
+use crate::cni::json::pick;
 use crate::cni::result::Dns;
 use crate::cni::{Code, Error, NetConf};
 use crate::netlink::parse_mac;
 use serde::Deserialize;
 use serde_json::Value;
 
-const KEYS: [&str; 18] = [
+/// The bridge plugin's own top-level keys.
+pub const KEYS: [&str; 18] = [
     "bridge",
     "isGateway",
     "isDefaultGateway",
@@ -120,8 +121,7 @@ fn invalid(msg: impl Into<String>) -> Error {
 impl BridgeConf {
     /// Reads the plugin keys of `conf` (case-insensitively, as Go) and `CNI_ARGS`.
     pub fn load(conf: &NetConf, cni_args: &str) -> Result<BridgeConf, Error> {
-        let mut raw = conf.raw.clone();
-        fold_keys(&mut raw, &KEYS);
+        let raw = pick(&conf.raw, &KEYS);
         let w: Wire = serde_json::from_value(Value::Object(raw)).map_err(|e| {
             Error::new(Code::DecodingFailure, "failed to load netconf").with_details(e.to_string())
         })?;

@@ -29,7 +29,8 @@ pub struct NetConf {
     /// `runtimeConfig` (any case), an empty map when absent.
     pub runtime_config: Map<String, Value>,
     pub valid_attachments: Option<Vec<Attachment>>,
-    /// The whole object, for plugin-specific keys.
+    /// The object, for plugin-specific keys: whole from [`NetConf::parse`], the shared and
+    /// the plugin's own keys from [`NetConf::parse_for`].
     pub raw: Map<String, Value>,
 }
 
@@ -54,19 +55,86 @@ fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<String, Error> {
     }
 }
 
-impl NetConf {
-    /// Parses and validates stdin: JSON object (code 6), a valid `name` (code 7).
-    pub fn parse(stdin: &[u8]) -> Result<NetConf, Error> {
-        let value: Value = serde_json::from_slice(stdin).map_err(|e| {
-            Error::new(Code::DecodingFailure, "error unmarshall network config")
-                .with_details(e.to_string())
-        })?;
-        let Value::Object(raw) = value else {
-            return Err(
-                Error::new(Code::DecodingFailure, "error unmarshall network config")
-                    .with_details("the network config must be a JSON object"),
-            );
+/// The top-level keys every plugin's [`NetConf`] keeps, besides the plugin's own.
+pub const SHARED_KEYS: [&str; 9] = [
+    "cniVersion",
+    "name",
+    "type",
+    "ipam",
+    "dns",
+    "args",
+    "runtimeConfig",
+    "prevResult",
+    "cni.dev/valid-attachments",
+];
+
+/// Which top-level keys become part of the tree; the others are checked as JSON and skipped,
+/// as Go's decoder skips what its struct has no field for. A config can carry megabytes its
+/// plugin never reads (a runtime's annotations, another plugin's state); a tree of those costs
+/// several times their size.
+#[derive(Clone, Copy)]
+struct Keep<'k>(Option<&'k [&'k str]>);
+
+impl Keep<'_> {
+    fn wants(&self, key: &str) -> bool {
+        let Some(own) = self.0 else {
+            return true;
         };
+        SHARED_KEYS
+            .iter()
+            .chain(own)
+            .any(|k| k.eq_ignore_ascii_case(key))
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Keep<'_> {
+    type Value = Map<String, Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Keep<'_> {
+    type Value = Map<String, Value>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the network config as a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.wants(&key) {
+                out.insert(key, map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl NetConf {
+    /// Parses and validates stdin, keeping every key: JSON object (code 6), a valid `name`
+    /// (code 7).
+    pub fn parse(stdin: &[u8]) -> Result<NetConf, Error> {
+        NetConf::parse_keeping(stdin, Keep(None))
+    }
+
+    /// [`NetConf::parse`] for a plugin that reads `own` beside [`SHARED_KEYS`]: other keys are
+    /// not kept in [`NetConf::raw`] (the bytes stay in the request for delegation).
+    pub fn parse_for(stdin: &[u8], own: &[&str]) -> Result<NetConf, Error> {
+        NetConf::parse_keeping(stdin, Keep(Some(own)))
+    }
+
+    fn parse_keeping(stdin: &[u8], keep: Keep) -> Result<NetConf, Error> {
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_slice(stdin);
+        let raw = keep
+            .deserialize(&mut de)
+            .and_then(|raw| de.end().map(|_| raw))
+            .map_err(|e| {
+                Error::new(Code::DecodingFailure, "error unmarshall network config")
+                    .with_details(e.to_string())
+            })?;
         let name = opt_string(&raw, "name")?;
         if name.is_empty() {
             return Err(Error::invalid_config("missing network name"));

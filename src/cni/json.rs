@@ -45,6 +45,16 @@ pub fn fold_keys(obj: &mut Map<String, Value>, canonical: &[&str]) {
     }
 }
 
+/// The keys of `obj` that match one of `canonical` ignoring ASCII case, copied under their
+/// canonical spelling (last spelling wins, as in Go): what a plugin decodes its own keys from,
+/// without copying the rest of a config that may be large.
+pub fn pick(obj: &Map<String, Value>, canonical: &[&str]) -> Map<String, Value> {
+    canonical
+        .iter()
+        .filter_map(|k| get_ci(obj, k).map(|v| ((*k).to_string(), v.clone())))
+        .collect()
+}
+
 /// Looks a key up the way Go's decoder would: exact match, else any ASCII-case variant (last one).
 pub fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.iter()
@@ -75,5 +85,12 @@ mod tests {
         assert_eq!(m.len(), 2);
         let m: Map<String, Value> = serde_json::from_str(r#"{"RUNTIMECONFIG": 5}"#).unwrap();
         assert_eq!(get_ci(&m, "runtimeConfig").unwrap(), 5);
+        let m: Map<String, Value> =
+            serde_json::from_str(r#"{"MTU": 1, "mtu": 2, "big": [0], "Vlan": 3}"#).unwrap();
+        let picked = pick(&m, &["mtu", "vlan", "bridge"]);
+        assert_eq!(
+            Value::Object(picked),
+            serde_json::json!({"mtu": 2, "vlan": 3})
+        );
     }
 }

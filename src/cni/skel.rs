@@ -16,6 +16,10 @@ pub trait Plugin {
     /// Printed to stderr when `CNI_COMMAND` is empty, like the reference plugins' "about".
     const ABOUT: &'static str;
 
+    /// The top-level config keys the plugin reads beside [`super::conf::SHARED_KEYS`]; only
+    /// these are kept in [`NetConf::raw`].
+    const KEYS: &'static [&'static str] = &[];
+
     fn add(args: &CmdArgs, conf: &NetConf) -> anyhow::Result<CniResult>;
     fn del(args: &CmdArgs, conf: &NetConf) -> anyhow::Result<()>;
     fn check(args: &CmdArgs, conf: &NetConf) -> anyhow::Result<()>;
@@ -53,7 +57,7 @@ pub fn execute<P: Plugin>(args: &CmdArgs) -> Result<Option<String>, Failure> {
     if args.command == Command::Version {
         return Ok(Some(version::version_reply()));
     }
-    let conf = NetConf::parse(&args.stdin).map_err(Failure::bare)?;
+    let conf = NetConf::parse_for(&args.stdin, P::KEYS).map_err(Failure::bare)?;
     let fail = |error: Error| Failure {
         error,
         cni_version: Some(conf.cni_version.clone()),
@@ -149,7 +153,7 @@ fn durable<P: Plugin>(args: &CmdArgs, out: Option<String>) -> Result<Option<Stri
     let Err(e) = crate::durable::wait() else {
         return Ok(out);
     };
-    let conf = NetConf::parse(&args.stdin).ok();
+    let conf = NetConf::parse_for(&args.stdin, P::KEYS).ok();
     if let Some(conf) = &conf {
         if let Err(undo) = P::del(args, conf) {
             log::warn!("undoing the ADD failed: {undo:#}");

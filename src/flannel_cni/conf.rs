@@ -13,6 +13,9 @@ use std::path::PathBuf;
 pub const DEFAULT_SUBNET_FILE: &str = "/run/flannel/subnet.env";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/flannel";
 
+/// The flannel plugin's own top-level keys (`ipam` and `runtimeConfig` are shared ones).
+pub const KEYS: [&str; 3] = ["subnetFile", "dataDir", "delegate"];
+
 /// The flannel plugin's configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlannelConf {

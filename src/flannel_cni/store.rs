@@ -55,7 +55,7 @@ impl Store {
     /// The saved bytes of `container_id`, `None` when there are none.
     pub fn load(&self, container_id: &str) -> Result<Option<Vec<u8>>> {
         let path = self.path(container_id);
-        match std::fs::read(&path) {
+        match crate::small_file::read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),

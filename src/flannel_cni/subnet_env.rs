@@ -157,7 +157,7 @@ impl SubnetEnv {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<SubnetEnv, LoadError> {
         let shown = path.display().to_string();
-        let text = match std::fs::read(path) {
+        let text = match crate::small_file::read(path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(LoadError::Missing(format!(

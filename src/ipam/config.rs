@@ -8,7 +8,7 @@ use crate::cni::json::{fold_keys, get_ci};
 use crate::cni::result::Route;
 use crate::cni::NetConf;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -61,14 +61,21 @@ fn range_sets(list: &[Vec<Value>]) -> Result<Vec<Vec<RangeConf>>, Error> {
 }
 
 /// Reads a list of `ip[/prefix]` strings found at a case-insensitive key path.
-fn ip_list(root: &Value, path: &[&str]) -> Result<Vec<IpAddr>, Error> {
-    let mut cur = root;
+fn ip_list(root: &Map<String, Value>, path: &[&str]) -> Result<Vec<IpAddr>, Error> {
+    let mut obj = Some(root);
+    let mut cur = None;
     for key in path {
-        match cur.as_object().and_then(|m| get_ci(m, key)) {
-            Some(v) if !v.is_null() => cur = v,
+        match obj.and_then(|m| get_ci(m, key)) {
+            Some(v) if !v.is_null() => {
+                cur = Some(v);
+                obj = v.as_object();
+            }
             _ => return Ok(Vec::new()),
         }
     }
+    let Some(cur) = cur else {
+        return Ok(Vec::new());
+    };
     let items = cur
         .as_array()
         .ok_or_else(|| invalid(format!("{} must be a list of IPs", path.join("."))))?;
@@ -151,9 +158,8 @@ impl IpamConfig {
                 requested.push(parse_ip_maybe_cidr(item).map_err(invalid)?);
             }
         }
-        let raw = Value::Object(conf.raw.clone());
-        requested.extend(ip_list(&raw, &["args", "cni", "ips"])?);
-        requested.extend(ip_list(&raw, &["runtimeConfig", "ips"])?);
+        requested.extend(ip_list(&conf.raw, &["args", "cni", "ips"])?);
+        requested.extend(ip_list(&conf.raw, &["runtimeConfig", "ips"])?);
         let mut seen = std::collections::HashSet::new();
         requested.retain(|ip| seen.insert(*ip));
 

@@ -30,7 +30,8 @@ pub fn parse(text: &str) -> Dns {
 }
 
 pub fn read(path: &Path) -> Result<Dns> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {path:?}"))?;
+    let text = crate::small_file::read_to_string(path)
+        .with_context(|| format!("failed to read {path:?}"))?;
     Ok(parse(&text))
 }
 

@@ -129,8 +129,12 @@ fn is_regular_at(dir: BorrowedFd<'_>, name: &CStr) -> bool {
     rc == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG
 }
 
+/// No file in a store is near this (an owner is two short lines); a larger one is not a
+/// reservation, and reading it whole would let one stray file take the plugin's memory.
+const MAX_FILE: usize = 64 << 10;
+
 /// The whole content of `name`: in `small` when it fits, else in `spill`. None if it cannot be
-/// opened or read.
+/// opened or read, or is larger than [`MAX_FILE`].
 fn read_at<'a>(
     dir: BorrowedFd<'_>,
     name: &CStr,
@@ -166,6 +170,7 @@ fn read_at<'a>(
     loop {
         match read_some(&fd, &mut chunk) {
             Ok(0) => return Some(spill),
+            Ok(n) if spill.len() + n > MAX_FILE => return None,
             Ok(n) => spill.extend_from_slice(&chunk[..n]),
             Err(_) => return None,
         }
@@ -205,6 +210,7 @@ mod tests {
             .map(|i| char::from(b'a' + (i % 26) as u8))
             .collect();
         fs::write(d.join("big"), &big).unwrap();
+        fs::write(d.join("huge"), vec![b'x'; MAX_FILE + 1]).unwrap();
         fs::write(d.join("named"), "not opened").unwrap();
         fs::write(d.join("skipped"), "").unwrap();
         std::os::unix::fs::symlink(d.join("small"), d.join("link")).unwrap();
@@ -225,7 +231,7 @@ mod tests {
         })
         .unwrap();
         let keys: Vec<&str> = files.keys().map(|k| k.as_str()).collect();
-        assert_eq!(keys, ["big", "empty", "small"], "no symlink, no directory");
+        assert_eq!(keys, ["big", "empty", "small"], "no symlink, directory or huge file");
         assert_eq!(files["small"], b"dummy\r\neth0");
         assert_eq!(files["empty"], b"");
         assert_eq!(files["big"], big.as_bytes());

@@ -18,6 +18,7 @@
 
 use super::allocator::Store;
 use super::scan::{self, Entry, Visit};
+use crate::small_file;
 use anyhow::{Context, Result};
 use std::ffi::{CStr, OsStr};
 use std::fs::{self, File, OpenOptions};
@@ -265,7 +266,7 @@ impl DiskStore {
         let _locked = self.lock()?;
         let mut released = 0;
         for path in owned {
-            if !fs::read_to_string(&path).is_ok_and(|d| d.trim() == owner) {
+            if !small_file::read_to_string(&path).is_ok_and(|d| d.trim() == owner) {
                 continue;
             }
             match fs::remove_file(&path) {
@@ -280,7 +281,7 @@ impl DiskStore {
     /// Releases `ip` if (id, ifname) holds it: the undo of one reservation.
     pub fn release_ip(&mut self, ip: IpAddr, id: &str, ifname: &str) -> Result<()> {
         let path = self.dir.join(ip.to_string());
-        match fs::read_to_string(&path) {
+        match small_file::read_to_string(&path) {
             Ok(data) if data.trim() == owner_line(id, ifname) => {
                 fs::remove_file(&path).with_context(|| format!("failed to release {ip}"))
             }
@@ -420,7 +421,7 @@ impl Store for DiskStore {
 
     fn last_reserved_ip(&self, range_id: usize) -> Option<IpAddr> {
         let path = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
-        fs::read_to_string(path).ok()?.trim().parse().ok()
+        small_file::read_to_string(&path).ok()?.trim().parse().ok()
     }
 
     fn get_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>> {

@@ -78,7 +78,7 @@ fn net(text: &str, key: &str) -> Option<IpNet> {
 impl PreviousEnv {
     /// Reads `path`; a missing or unreadable file is an empty result, never an error.
     pub fn read(path: &Path) -> PreviousEnv {
-        let Ok(text) = std::fs::read_to_string(path) else {
+        let Ok(text) = crate::small_file::read_to_string(path) else {
             return PreviousEnv::default();
         };
         let v4 = |k| match net(&text, k) {

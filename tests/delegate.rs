@@ -193,3 +193,43 @@ fn a_plugin_naming_itself_as_ipam_is_stopped() {
         }
     }
 }
+
+#[test]
+fn a_self_naming_chain_under_flannel_leaves_nothing_and_dels_cleanly() {
+    let ns = Netns::new("selfflctr");
+    let host = Netns::new("selfflhost");
+    let d = TempDir::new("selffl");
+    let env_file = d.path().join("subnet.env");
+    std::fs::write(
+        &env_file,
+        "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.17.1/24\nFLANNEL_MTU=1472\n\
+         FLANNEL_IPMASQ=true\n",
+    )
+    .unwrap();
+    let data = d.path().join("flannel");
+    let stdin = json!({"cniVersion": "1.0.0", "name": "selffl", "type": "flannel",
+        "subnetFile": env_file, "dataDir": data,
+        "delegate": {"type": "ptp"}, "ipam": {"type": "ptp"}})
+    .to_string();
+    let run = |command: &str| {
+        finish(spawn_with(
+            &["ip", "netns", "exec", &host.name],
+            &bin_dir().join("flannel"),
+            &Env::new(command, "selffl1", &ns.path()),
+            &stdin,
+        ))
+    };
+    let o = run("ADD");
+    assert!(o.err(7).contains("deep"), "{o:?}");
+    assert!(!data.join("selffl1").exists(), "ADD left its saved config");
+    assert_eq!(ns.link_names(), ["lo"]);
+    run("DEL").ok();
+    // A saved config of that shape (from a crash, or an older weft): DEL succeeds and
+    // removes it rather than failing every retry.
+    std::fs::create_dir_all(&data).unwrap();
+    let saved = json!({"cniVersion": "1.0.0", "name": "selffl", "type": "ptp",
+        "ipam": {"type": "ptp"}});
+    std::fs::write(data.join("selffl1"), saved.to_string()).unwrap();
+    run("DEL").ok();
+    assert!(!data.join("selffl1").exists());
+}

@@ -438,3 +438,27 @@ fn pods_v4(tb: &Testbed) -> Vec<String> {
         })
         .collect()
 }
+
+#[test]
+fn a_new_network_leaves_no_address_of_the_old_one_on_the_device() {
+    let mut tb = Testbed::new(1);
+    tb.set_config(NET);
+    tb.start_all(&[]);
+    let old = tb.hosts[0].subnet();
+    assert_eq!(tb.hosts[0].stop_flanneld(), Some(0));
+    tb.set_config(r#"{"Network":"10.46.0.0/16","Backend":{"Type":"vxlan"}}"#);
+    std::fs::remove_file(tb.hosts[0].subnet_file()).unwrap();
+    let ep = tb.etcd.endpoint.clone();
+    tb.hosts[0].start_flanneld(&ep, &[]);
+    let new = tb.hosts[0].subnet();
+    assert!(new.starts_with("10.46."), "{old} -> {new}");
+    let addrs: Vec<String> = tb.hosts[0].ns.ipj(&["-4", "addr", "show", "flannel.1"])[0]
+        ["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect();
+    let want = format!("{}/32", new.parse::<ipnet::Ipv4Net>().unwrap().network());
+    assert_eq!(addrs, [want], "old lease {old}");
+}

@@ -150,8 +150,10 @@ impl Device {
         })
     }
 
-    /// Exactly one address inside `net` on the device: `addr` (/32 or /128); then up.
-    fn set_address(&self, h: &Handle, addr: IpNet, net: IpNet) -> Result<()> {
+    /// `addr` (/32 or /128) as the device's only address of its family (IPv6 link-local ones
+    /// stay), as upstream keeps it: an address of an earlier Network would otherwise stay
+    /// after a restart with a new one. The device is flannel's own; then up.
+    fn set_address(&self, h: &Handle, addr: IpNet) -> Result<()> {
         let addrs = h.addresses(Some(self.link.index as u32))?;
         let mut have = false;
         for a in addrs {
@@ -161,7 +163,7 @@ impl Device {
             }
             if a.addr == addr {
                 have = true;
-            } else if net.contains(&ip) || (self.v6 && !is_link_local(ip)) {
+            } else if !(self.v6 && is_link_local(ip)) {
                 log::info!(
                     "vxlan: removing stale address {} from {}",
                     a.addr,
@@ -403,12 +405,7 @@ impl VxlanBackend {
         let own = self.own.clone();
         if let Some(addr) = own.iter().find(|n| n.addr().is_ipv6() == v6) {
             let host = IpNet::new(addr.network(), if v6 { 128 } else { 32 })?;
-            let net = self
-                .nets
-                .iter()
-                .find(|(n, _)| n.addr().is_ipv6() == v6)
-                .map(|(n, _)| *n);
-            new.set_address(&self.h, host, net.unwrap_or(*addr))?;
+            new.set_address(&self.h, host)?;
         }
         if v6 {
             self.v6 = Some(new);
@@ -445,10 +442,10 @@ impl Backend for VxlanBackend {
     fn configure(&mut self, own: &OwnLease) -> Result<()> {
         self.own = lease_nets(own.key.ipv4, own.key.ipv6);
         let v4 = IpNet::new(IpAddr::V4(own.key.ipv4.network()), 32)?;
-        self.v4.set_address(&self.h, v4, self.nets[0].0)?;
+        self.v4.set_address(&self.h, v4)?;
         if let (Some(dev), Some(n6)) = (&self.v6, own.key.ipv6) {
             let host = IpNet::new(IpAddr::V6(n6.network()), 128)?;
-            dev.set_address(&self.h, host, self.nets[1].0)?;
+            dev.set_address(&self.h, host)?;
         }
         Ok(())
     }

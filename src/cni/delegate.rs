@@ -19,19 +19,24 @@ use std::time::Duration;
 /// runs out.
 const MAX_DEPTH: u32 = 8;
 
-fn check_depth(plugin: &str, args: &CmdArgs) -> Result<()> {
-    if args.depth >= MAX_DEPTH {
-        return Err(Error::new(
-            Code::InvalidConfig,
-            format!(
-                "delegation to {plugin:?} is nested {} deep: does a plugin name itself as its \
-                 ipam or delegate type?",
-                args.depth + 1
-            ),
-        )
-        .into());
+/// Stops a chain of delegations that nests past [`MAX_DEPTH`]: a plugin that names itself as
+/// its IPAM or delegate type recurses until the stack is gone. `Ok(true)`: a DEL that deep
+/// answers success with nothing done, because such a chain never completed an ADD and so made
+/// nothing for a DEL to remove; a runtime's DEL must be able to finish.
+fn too_deep(plugin: &str, verb: Command, args: &CmdArgs) -> Result<bool> {
+    if args.depth < MAX_DEPTH {
+        return Ok(false);
     }
-    Ok(())
+    let msg = format!(
+        "delegation to {plugin:?} is nested {} deep: does a plugin name itself as its ipam or \
+         delegate type?",
+        args.depth + 1
+    );
+    if verb == Command::Del {
+        log::warn!("{msg} (DEL: nothing to remove)");
+        return Ok(true);
+    }
+    Err(Error::new(Code::InvalidConfig, msg).into())
 }
 
 /// A plugin run in-process: stdout text on success, the error otherwise.
@@ -102,7 +107,9 @@ fn run_in_process(
     stdin: &[u8],
     args: &CmdArgs,
 ) -> Result<Vec<u8>> {
-    check_depth(plugin, args)?;
+    if too_deep(plugin, verb, args)? {
+        return Ok(Vec::new());
+    }
     log::debug!("delegating {} to {plugin} in-process", verb.as_str());
     let mut sub = args.clone();
     sub.command = verb;
@@ -115,7 +122,9 @@ fn run_in_process(
 }
 
 fn exec(path: &std::path::Path, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<Vec<u8>> {
-    check_depth(&path.to_string_lossy(), args)?;
+    if too_deep(&path.to_string_lossy(), verb, args)? {
+        return Ok(Vec::new());
+    }
     let mut attempt = 0;
     let mut child = loop {
         let mut cmd = std::process::Command::new(path);

@@ -231,7 +231,11 @@ mod tests {
         })
         .unwrap();
         let keys: Vec<&str> = files.keys().map(|k| k.as_str()).collect();
-        assert_eq!(keys, ["big", "empty", "small"], "no symlink, directory or huge file");
+        assert_eq!(
+            keys,
+            ["big", "empty", "small"],
+            "no symlink, directory or huge file"
+        );
         assert_eq!(files["small"], b"dummy\r\neth0");
         assert_eq!(files["empty"], b"");
         assert_eq!(files["big"], big.as_bytes());

@@ -609,3 +609,100 @@ fn hostile_leases_never_touch_the_hosts_routes() {
         assert_alive(h);
     }
 }
+
+/// etcd wiped (or restored from an older backup) under running daemons: its revision goes back,
+/// and a watch resumed from the old revision would wait for changes that never come.
+#[test]
+fn etcd_wiped_under_running_daemons_gets_their_leases_back() {
+    let mut tb = Testbed::new(2);
+    tb.set_config(VXLAN);
+    tb.start_all(&[]);
+    let ips = pods_ping(&mut tb);
+    // Revisions well past what the new etcd will reach by the time the daemons resume.
+    for i in 0..40 {
+        tb.etcd.put(&format!("/weft-test/churn/{i}"), "x");
+    }
+    let subnets: Vec<String> = tb.hosts.iter().map(|h| h.subnet()).collect();
+    tb.etcd.stop();
+    std::fs::remove_dir_all(tb.etcd.dir.path().join("data")).unwrap();
+    tb.etcd.launch();
+    tb.set_config(VXLAN);
+    for s in &subnets {
+        let key = lease_key(s);
+        wait_for_then(
+            Duration::from_secs(30),
+            || {
+                format!(
+                    "{key} written again\n{}\n{}",
+                    tb.hosts[0].log(),
+                    tb.hosts[1].log()
+                )
+            },
+            || {
+                tb.etcd
+                    .leases()
+                    .iter()
+                    .any(|(k, _)| *k == key)
+                    .then_some(())
+            },
+        );
+    }
+    for h in &mut tb.hosts {
+        assert_alive(h);
+        assert!(
+            h.log().contains("etcd was wiped or restored"),
+            "{}",
+            h.log()
+        );
+    }
+    // The daemons see new leases again, and a new host is not handed a subnet in use.
+    let i = tb.add_host();
+    let ep = tb.etcd.endpoint.clone();
+    tb.hosts[i].start_flanneld(&ep, &[]);
+    let third = tb.hosts[i].subnet();
+    assert!(!subnets.contains(&third), "{third} handed out twice");
+    for h in &tb.hosts[..2] {
+        wait_route(h, &net_of(&third), Duration::from_secs(20));
+    }
+    let mut ips = ips;
+    ips.push(tb.hosts[i].add_pod(2));
+    ping_all(&tb, &ips);
+}
+
+/// Two hosts started with the same -public-ip: the second adopts the first one's lease and
+/// writes its own VTEP into it; the first must notice rather than lose its pods' traffic.
+#[test]
+fn a_second_host_with_our_public_ip_is_noticed_and_named() {
+    let mut tb = Testbed::new(2);
+    tb.set_config(VXLAN);
+    let ep = tb.etcd.endpoint.clone();
+    tb.hosts[0].start_flanneld(&ep, &[]);
+    tb.hosts[0].wait_env();
+    let first_ip = tb.hosts[0].ip.clone();
+    tb.hosts[1].start_flanneld(&ep, &[&format!("-public-ip={first_ip}"), "-iface=eth0"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(st) = tb.hosts[0].flanneld.as_mut().unwrap().try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first flanneld is still running:\n{}\nthe second:\n{}",
+            tb.hosts[0].log(),
+            tb.hosts[1].log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_ne!(
+        code,
+        Some(0),
+        "a lost lease is a failure: {}",
+        tb.hosts[0].log()
+    );
+    let log = tb.hosts[0].log();
+    assert!(
+        log.contains("overwritten by another flanneld")
+            && log.contains(&format!("-public-ip {first_ip}")),
+        "{log}"
+    );
+}

@@ -62,10 +62,7 @@ pub fn run(
                         fatal.send("our lease was removed from etcd (revoked or expired)".into());
                 }
                 PeerChange::OwnTaken(a) => {
-                    let _ = fatal.send(format!(
-                        "our subnet's lease now names another host ({})",
-                        a.public_ip
-                    ));
+                    let _ = fatal.send(own_taken(&a));
                 }
             }
         }
@@ -85,4 +82,16 @@ fn reconcile(backend: &mut dyn Backend, peers: &PeerSet, ty: &str) {
         Ok(n) => log::info!("reconciliation fixed {n} kernel entries"),
         Err(e) => log::error!("reconciliation failed: {e:#}"),
     }
+}
+
+/// Why our lease is no longer ours, in words that point at the likely mistake.
+fn own_taken(found: &crate::subnet::lease::LeaseAttrs) -> String {
+    let data = |d: &Option<serde_json::Value>| d.as_ref().map_or("none".into(), |v| v.to_string());
+    format!(
+        "our lease was overwritten by another flanneld: it now names PublicIP {} with backend \
+         data {} (is a second host running with -public-ip {}?)",
+        found.public_ip,
+        data(&found.backend_data),
+        found.public_ip
+    )
 }

@@ -223,14 +223,15 @@ async fn serve(o: DaemonOptions) -> Result<()> {
 
     let (ev_tx, ev_rx) = std::sync::mpsc::channel();
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::unbounded_channel();
-    let peers = PeerSet::new(own.key, own.attrs.public_ip, peer_rules(&cfg, &own)?);
+    let peers = PeerSet::new(own.key, own.attrs.clone(), peer_rules(&cfg, &own)?);
     let every = o.reconcile_every;
     std::thread::Builder::new()
         .name("dataplane".into())
         .spawn(move || dataplane::run(be, peers, ev_rx, fatal_tx, every))
         .context("failed to start the data-plane thread")?;
     let follower = reg.clone();
-    tokio::spawn(async move { follower.follow_leases(ev_tx).await });
+    let mine = own.clone();
+    tokio::spawn(async move { follower.follow_leases(ev_tx, &mine).await });
 
     if let Err(e) = notify::notify("READY=1") {
         log::warn!("{e:#}");

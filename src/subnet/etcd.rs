@@ -160,6 +160,10 @@ fn explain(e: etcd_client::Error, without_client_cert: bool) -> anyhow::Error {
     }
 }
 
+fn resp_mod_revision(resp: &etcd_client::GetResponse) -> i64 {
+    resp.kvs().first().map_or(0, |kv| kv.mod_revision())
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -445,10 +449,66 @@ impl Registry {
         Ok(())
     }
 
+    /// Writes `own` again after etcd lost it: created if its key is free; put over a value
+    /// with our PublicIP (our own, from an older backup); left alone when it names another
+    /// host, whose lease the next listing then reports as taken (and the daemon stops).
+    async fn reassert(&self, own: &OwnLease) -> Result<()> {
+        let k = self.lease_key(&own.key);
+        let resp = self
+            .client
+            .kv_client()
+            .get(k.clone(), None)
+            .await
+            .with_context(|| format!("failed to read {k}"))?;
+        let theirs = resp
+            .kvs()
+            .first()
+            .and_then(|kv| parse_kv(&text(kv.key()), kv.value(), kv.lease()));
+        let id = match &theirs {
+            Some(l) if l.attrs == own.attrs => return Ok(()),
+            Some(l) if l.attrs.public_ip != own.attrs.public_ip => return Ok(()),
+            _ if own.etcd_lease == 0 => 0,
+            _ => self.grant().await?,
+        };
+        // Created only if still free (a new host may be claiming it this very moment), else
+        // put over our own older value.
+        let opts = (id != 0).then(|| PutOptions::new().with_lease(id));
+        let put = TxnOp::put(k.clone(), own.attrs.to_json(), opts);
+        let guard = match &theirs {
+            None => Compare::version(k.clone(), CompareOp::Equal, 0),
+            Some(_) => Compare::mod_revision(k.clone(), CompareOp::Equal, resp_mod_revision(&resp)),
+        };
+        let done = self
+            .client
+            .kv_client()
+            .txn(Txn::new().when([guard]).and_then([put]))
+            .await
+            .map(|r| r.succeeded())
+            .with_context(|| format!("failed to write {k}"));
+        match done {
+            Ok(true) => {
+                log::info!("wrote our lease {} again", own.key.to_key());
+                Ok(())
+            }
+            Ok(false) => {
+                // Changed meanwhile: whoever wrote it, the listing that follows says what it is.
+                self.revoke(id).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.revoke(id).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Lists the leases, sends them as a snapshot, then follows every change under
     /// `<prefix>/subnets` forever: a broken stream is re-opened from the last revision seen (with
-    /// backoff), a compaction triggers a fresh snapshot. Returns only when `tx` is closed.
-    pub async fn follow_leases(&self, tx: std::sync::mpsc::Sender<LeaseEvent>) {
+    /// backoff), a compaction triggers a fresh snapshot. An etcd whose revision went back (wiped,
+    /// or restored from an older backup) would leave a watch waiting for a revision that comes
+    /// much later, if ever: then `own` is written again (see [`Registry::reassert`]) and the
+    /// leases listed afresh. Returns only when `tx` is closed.
+    pub async fn follow_leases(&self, tx: std::sync::mpsc::Sender<LeaseEvent>, own: &OwnLease) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut from = None;
         loop {
@@ -472,6 +532,20 @@ impl Registry {
                 WatchEnd::Closed => return,
                 WatchEnd::Compacted => {
                     log::info!("watch revision {rev} was compacted; listing the leases again");
+                    from = None;
+                }
+                WatchEnd::WentBack(now) => {
+                    log::warn!(
+                        "etcd is at revision {now}, behind the revision {} this watch has seen: \
+                         etcd was wiped or restored from an older backup; writing our lease \
+                         again and listing the leases afresh",
+                        rev - 1
+                    );
+                    while let Err(e) = self.reassert(own).await {
+                        let d = backoff.next_delay();
+                        log::warn!("{e:#}; retrying in {d:?}");
+                        tokio::time::sleep(d).await;
+                    }
                     from = None;
                 }
                 WatchEnd::TokenRefused(next, e) => {
@@ -521,6 +595,13 @@ impl Registry {
             if resp.compact_revision() != 0 {
                 return WatchEnd::Compacted;
             }
+            // The store never goes back by itself: a header behind what was already seen is
+            // another etcd's history.
+            if let Some(h) = resp.header() {
+                if h.revision() + 1 < rev {
+                    return WatchEnd::WentBack(h.revision());
+                }
+            }
             if resp.canceled() {
                 if resp.cancel_reason().contains("compacted") {
                     return WatchEnd::Compacted;
@@ -562,6 +643,8 @@ impl Registry {
 enum WatchEnd {
     Closed,
     Compacted,
+    /// etcd's revision is behind the one the watch resumed from.
+    WentBack(i64),
     /// Canceled by etcd for an expired or unknown auth token.
     TokenRefused(i64, String),
     Broken(i64, String),

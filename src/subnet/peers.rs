@@ -16,7 +16,8 @@ pub enum PeerChange {
     Remove(Lease),
     /// Our own key was deleted (by an operator or by expiry).
     OwnRemoved,
-    /// Our own key now names another host.
+    /// Our own key now holds what another flanneld wrote: another PublicIP, or our PublicIP
+    /// with another VTEP's data (two hosts started with the same `-public-ip`).
     OwnTaken(LeaseAttrs),
 }
 
@@ -98,16 +99,17 @@ impl PeerRules {
 #[derive(Debug, Clone)]
 pub struct PeerSet {
     own: LeaseKey,
-    own_public_ip: Ipv4Addr,
+    /// What we wrote into our lease; anything else appearing there was written by another host.
+    own_attrs: LeaseAttrs,
     rules: PeerRules,
     peers: BTreeMap<Ipv4Net, Lease>,
 }
 
 impl PeerSet {
-    pub fn new(own: LeaseKey, own_public_ip: Ipv4Addr, rules: PeerRules) -> PeerSet {
+    pub fn new(own: LeaseKey, own_attrs: LeaseAttrs, rules: PeerRules) -> PeerSet {
         PeerSet {
             own,
-            own_public_ip,
+            own_attrs,
             rules,
             peers: BTreeMap::new(),
         }
@@ -123,12 +125,15 @@ impl PeerSet {
 
     fn add(&mut self, lease: Lease, out: &mut Vec<PeerChange>) {
         if self.is_own(&lease.key) {
-            if lease.attrs.public_ip != self.own_public_ip {
+            if lease.attrs != self.own_attrs {
                 out.push(PeerChange::OwnTaken(lease.attrs));
             }
             return;
         }
-        if let Err(why) = self.rules.check(&lease, &self.own, self.own_public_ip) {
+        if let Err(why) = self
+            .rules
+            .check(&lease, &self.own, self.own_attrs.public_ip)
+        {
             log::warn!("ignoring lease {}: {why}", lease.key.to_key());
             // What was programmed for the key before stays only as long as its lease is good.
             if let Some(old) = self.peers.remove(&lease.key.ipv4) {
@@ -220,12 +225,12 @@ mod tests {
         }
     }
 
+    fn mine() -> Lease {
+        lease("10.5.1.0/24", "192.168.0.1", "aa:aa:aa:aa:aa:01")
+    }
+
     fn set() -> PeerSet {
-        PeerSet::new(
-            LeaseKey::new("10.5.1.0/24".parse().unwrap(), None),
-            "192.168.0.1".parse().unwrap(),
-            rules(),
-        )
+        PeerSet::new(mine().key, mine().attrs, rules())
     }
 
     /// Leases that would route what is not the overlay's never reach the data plane, and a
@@ -258,11 +263,7 @@ mod tests {
         );
         let mut r = rules();
         r.host_addrs.push("10.5.7.1".parse().unwrap());
-        let mut s = PeerSet::new(
-            LeaseKey::new("10.5.1.0/24".parse().unwrap(), None),
-            "192.168.0.1".parse().unwrap(),
-            r,
-        );
+        let mut s = PeerSet::new(mine().key, mine().attrs, r);
         let l = lease("10.5.7.0/24", "192.168.0.3", "aa:aa:aa:aa:aa:03");
         assert!(s.apply(LeaseEvent::Added(l)).is_empty());
     }
@@ -307,6 +308,12 @@ mod tests {
         assert_eq!(
             s.apply(LeaseEvent::Added(stolen.clone())),
             vec![PeerChange::OwnTaken(stolen.attrs)]
+        );
+        // Our PublicIP with another VTEP: a second host started with the same -public-ip.
+        let twin = lease("10.5.1.0/24", "192.168.0.1", "aa:aa:aa:aa:aa:77");
+        assert_eq!(
+            s.apply(LeaseEvent::Added(twin.clone())),
+            vec![PeerChange::OwnTaken(twin.attrs)]
         );
         assert_eq!(
             s.apply(LeaseEvent::Removed(mine.key)),

@@ -553,8 +553,22 @@ fn tls_files_with_http_endpoints_mean_plaintext_as_upstream() {
 /// peer's route.
 #[test]
 fn hostile_leases_never_touch_the_hosts_routes() {
+    hostile_leases_are_refused("vxlan");
+}
+
+#[test]
+fn hostile_leases_never_touch_the_hosts_routes_host_gw() {
+    hostile_leases_are_refused("host-gw");
+}
+
+/// Leases that would route the hosts' LAN or the default route into the overlay, and one that
+/// cannot be programmed (a broadcast VtepMAC, a loopback PublicIP): refused, and deleting them
+/// removes nothing of the host's; a good peer beside them is still healed.
+fn hostile_leases_are_refused(backend: &str) {
     let mut tb = Testbed::new(2);
-    tb.set_config(r#"{"Network":"10.48.0.0/16","Backend":{"Type":"vxlan"}}"#);
+    tb.set_config(&format!(
+        r#"{{"Network":"10.48.0.0/16","Backend":{{"Type":"{backend}"}}}}"#
+    ));
     tb.start_all(&[]);
     let peer = net_of(&tb.hosts[1].subnet());
     let h = &tb.hosts[0];
@@ -567,19 +581,24 @@ fn hostile_leases_never_touch_the_hosts_routes() {
     };
     let before = own_routes();
     assert!(before.0.is_some() && before.1.is_some(), "{before:?}");
-    let lease = |mac: &str| {
+    let lease = |ip: &str, mac: &str| {
         format!(
-            r#"{{"PublicIP":"192.168.77.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"{mac}"}}}}"#
+            r#"{{"PublicIP":"{ip}","PublicIPv6":null,"BackendType":"{backend}","BackendData":{{"VNI":1,"VtepMAC":"{mac}"}}}}"#
         )
     };
+    let (bad_ip, bad_mac) = if backend == "vxlan" {
+        ("192.168.77.9", "ff:ff:ff:ff:ff:ff")
+    } else {
+        ("127.0.0.1", "0a:11:22:33:44:04")
+    };
     let hostile = [
-        ("192.168.77.0-24", "0a:11:22:33:44:01"),
-        ("192.168.77.128-25", "0a:11:22:33:44:02"),
-        ("0.0.0.0-0", "0a:11:22:33:44:03"),
-        ("10.48.200.0-24", "ff:ff:ff:ff:ff:ff"),
+        ("192.168.77.0-24", "192.168.77.9", "0a:11:22:33:44:01"),
+        ("192.168.77.128-25", "192.168.77.9", "0a:11:22:33:44:02"),
+        ("0.0.0.0-0", "192.168.77.9", "0a:11:22:33:44:03"),
+        ("10.48.200.0-24", bad_ip, bad_mac),
     ];
-    for (key, mac) in hostile {
-        tb.etcd.put(&format!("{SUBNETS}/{key}"), &lease(mac));
+    for (key, ip, mac) in hostile {
+        tb.etcd.put(&format!("{SUBNETS}/{key}"), &lease(ip, mac));
     }
     wait_for(
         Duration::from_secs(10),
@@ -598,7 +617,7 @@ fn hostile_leases_never_touch_the_hosts_routes() {
     assert_eq!(own_routes(), before, "{}", h.log());
     assert!(route_to(&h.ns, "192.168.77.128/25").is_none());
     assert!(route_to(&h.ns, "10.48.200.0/24").is_none());
-    for (key, _) in hostile {
+    for (key, _, _) in hostile {
         tb.etcd.ctl(&["del", &format!("{SUBNETS}/{key}")]);
     }
     // Deleting them removes nothing of the host's, now or at the next pass.

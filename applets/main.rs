@@ -1,27 +1,25 @@
 //! The weft binary: one table of applets, dispatched on the name it was called by
 //! (`/opt/cni/bin/host-local` → host-local) or on its first argument (`weft host-local`).
 
-mod bridge;
 mod dispatch;
-mod flannel;
 mod flanneld;
-mod host_local;
 mod install;
-mod loopback;
 mod mk_docker_opts;
-mod ptp;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
-use weft::cni::delegate::InProcessFn;
+use weft::cni::Plugin;
 
-/// One applet: its name, a line for `--list`, its entry point, and its in-process CNI entry when
-/// it is a CNI plugin other plugins may delegate to.
+/// One applet: its name, a line for `--list`, and its entry point.
 pub struct Applet {
     pub name: &'static str,
     pub summary: &'static str,
     pub main: fn(Vec<OsString>) -> ExitCode,
-    pub in_process: Option<InProcessFn>,
+}
+
+/// A CNI plugin's applet: the protocol on stdin, stdout and the environment; no arguments.
+fn cni<P: Plugin>(_: Vec<OsString>) -> ExitCode {
+    weft::cni::run::<P>()
 }
 
 /// Every name weft answers to. `--install` links each of them.
@@ -29,44 +27,37 @@ pub const APPLETS: &[Applet] = &[
     Applet {
         name: "bridge",
         summary: "CNI plugin: veth pair into a Linux bridge",
-        main: bridge::main,
-        in_process: Some(weft::cni::skel::in_process::<bridge::Bridge>),
+        main: cni::<weft::bridge::plugin::Bridge>,
     },
     Applet {
         name: "ptp",
         summary: "CNI plugin: point-to-point veth with host routes",
-        main: ptp::main,
-        in_process: Some(weft::cni::skel::in_process::<ptp::Ptp>),
+        main: cni::<weft::ptp::plugin::Ptp>,
     },
     Applet {
         name: "loopback",
         summary: "CNI plugin: bring up lo in the container",
-        main: loopback::main,
-        in_process: Some(weft::cni::skel::in_process::<loopback::Loopback>),
+        main: cni::<weft::loopback::Loopback>,
     },
     Applet {
         name: "host-local",
         summary: "CNI IPAM plugin: addresses from local ranges, state on disk",
-        main: host_local::main,
-        in_process: Some(weft::cni::skel::in_process::<host_local::HostLocal>),
+        main: cni::<weft::ipam::plugin::HostLocal>,
     },
     Applet {
         name: "flannel",
         summary: "CNI meta-plugin: delegates to bridge with flanneld's subnet",
-        main: flannel::main,
-        in_process: Some(weft::cni::skel::in_process::<flannel::Flannel>),
+        main: cni::<weft::flannel_cni::plugin::Flannel>,
     },
     Applet {
         name: "flanneld",
         summary: "overlay daemon: etcd subnet leases, vxlan/host-gw data plane",
         main: flanneld::main,
-        in_process: None,
     },
     Applet {
         name: "mk-docker-opts",
         summary: "turn flanneld's subnet.env into docker daemon options",
         main: mk_docker_opts::main,
-        in_process: None,
     },
 ];
 
@@ -92,7 +83,6 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .target(env_logger::Target::Stderr)
         .init();
-    weft::cni::delegate::register_in_process(|name| find_applet(name).and_then(|a| a.in_process));
     dispatch::run(args)
 }
 
@@ -118,8 +108,15 @@ mod tests {
             assert!(find_applet(n).is_some(), "{n}");
         }
         assert!(find_applet("weft").is_none());
-        // Only CNI plugins may be delegated to in-process.
-        assert!(find_applet("host-local").unwrap().in_process.is_some());
-        assert!(find_applet("flanneld").unwrap().in_process.is_none());
+        // Every CNI plugin applet can be delegated to in-process; the others cannot.
+        for a in APPLETS {
+            let cni = !matches!(a.name, "flanneld" | "mk-docker-opts");
+            assert_eq!(
+                weft::cni::delegate::builtin(a.name).is_some(),
+                cni,
+                "{}",
+                a.name
+            );
+        }
     }
 }

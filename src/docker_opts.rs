@@ -21,7 +21,7 @@
 //! passes them through `echo`, which mangles whitespace, backslashes and glob characters), and a
 //! value holding `"`, `$`, `` ` ``, `\` or a control character is refused (the script writes it
 //! inside double quotes, where it runs or expands when the output is sourced; see
-//! [`fits_in_quotes`]); the output file is replaced atomically instead of truncated and appended
+//! `fits_in_quotes`); the output file is replaced atomically instead of truncated and appended
 //! to.
 
 use anyhow::{bail, Context, Result};

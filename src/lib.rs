@@ -1,20 +1,25 @@
 //! weft: flannel and the CNI plugins it needs, as one library behind one multi-call binary.
 //!
 //! Map:
-//! - [`cni`]: the protocol only (env, config, results and their version conversion, errors,
-//!   delegation, the `run` boundary).
-//! - [`netlink`]: the only module that speaks rtnetlink.
-//! - [`netns`]: namespace fds and the thread rule for entering them.
-//! - [`ipam`]: address ranges, the allocator, and the on-disk store shared with Go's host-local.
-//! - [`iface`]: container interface plumbing shared by bridge and ptp (veth pair, addresses and
-//!   routes from a result, gateway addresses).
-//! - [`bridge`], [`ptp`]: the library side of those plugins (config, host-side plumbing).
-//! - [`flannel_cni`]: the flannel CNI meta-plugin (subnet.env, delegate config, saved configs).
-//! - [`small_file`]: bounded reads of files a config names or another program writes.
-//! - [`sysctl`]: per-namespace /proc/sys; [`undo`]: the rollback guard of ADD; [`durable`]:
-//!   reservation flushes made before an ADD answers.
-//! - [`process_arena`]: the allocator of every applet but flanneld; [`helper_thread`]: threads
-//!   such an applet starts without mapping a stack.
+//! - The CNI plugins. [`cni`] is the protocol only (env, config, results and their version
+//!   conversion, errors, delegation, the `run` boundary, how DEL reads a config). Each plugin's
+//!   `impl Plugin` sits next to its mechanics: [`bridge::plugin`], [`ptp::plugin`],
+//!   [`ipam::plugin`] (host-local, over ranges, the allocator and the on-disk store shared with
+//!   Go's host-local), [`flannel_cni::plugin`] (subnet.env, delegate config, saved configs) and
+//!   [`loopback`]. [`iface`] is the container interface plumbing bridge and ptp share (veth
+//!   pair, addresses and routes from a result, gateway addresses, CHECK); [`undo`] the rollback
+//!   guard of ADD; [`durable`] the reservation flushes made before an ADD answers;
+//!   [`process_arena`] the allocator of every applet but flanneld, and [`helper_thread`] the
+//!   threads such an applet starts without mapping a stack.
+//! - flanneld: [`subnet`] (network config, lease keys and JSON, the etcd registry, the peers'
+//!   rules), [`backend`] (udp, vxlan, host-gw), [`daemon`] (start-up, renewal, the data-plane
+//!   thread, health), [`extiface`] (the external interface), [`firewall`] (flannel's masquerade
+//!   and forward chains, and the plugins' masquerade and MAC spoof check), and [`docker_opts`]
+//!   (subnet.env to docker options).
+//! - The system layer: [`netlink`] (the only module that speaks rtnetlink), [`netns`]
+//!   (namespace fds and the thread rule for entering them), [`sysctl`] (per-namespace
+//!   /proc/sys), [`small_file`] (bounded reads of files a config names), [`atomic_file`]
+//!   (write-then-rename), [`random`].
 //!
 //! The library prints nothing to stdout and never exits the process: stdout belongs to the
 //! protocol, which the applets own.
@@ -32,6 +37,7 @@ pub mod flannel_cni;
 pub mod helper_thread;
 pub mod iface;
 pub mod ipam;
+pub mod loopback;
 pub mod netlink;
 pub mod netns;
 pub mod process_arena;

@@ -3,6 +3,7 @@
 
 pub mod conf;
 pub mod host;
+pub mod plugin;
 
 use crate::cni::result::{CniResult, Route};
 use conf::BridgeConf;

@@ -11,7 +11,6 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Deeper than any real chain (flannel, bridge, host-local is 2): a plugin whose IPAM or
@@ -42,14 +41,17 @@ fn too_deep(plugin: &str, verb: Command, args: &CmdArgs) -> Result<bool> {
 /// A plugin run in-process: stdout text on success, the error otherwise.
 pub type InProcessFn = fn(&CmdArgs) -> std::result::Result<Option<String>, Error>;
 
-/// Maps a plugin name to its in-process entry, if this binary has one.
-pub type Lookup = fn(&str) -> Option<InProcessFn>;
-
-static IN_PROCESS: OnceLock<Lookup> = OnceLock::new();
-
-/// Tells the library which plugins this binary can run in-process. Called once by the binary.
-pub fn register_in_process(lookup: Lookup) {
-    let _ = IN_PROCESS.set(lookup);
+/// The in-process entry of each CNI plugin the library holds, by name.
+pub fn builtin(plugin: &str) -> Option<InProcessFn> {
+    use super::skel::in_process;
+    Some(match plugin {
+        "bridge" => in_process::<crate::bridge::plugin::Bridge>,
+        "ptp" => in_process::<crate::ptp::plugin::Ptp>,
+        "loopback" => in_process::<crate::loopback::Loopback>,
+        "host-local" => in_process::<crate::ipam::plugin::HostLocal>,
+        "flannel" => in_process::<crate::flannel_cni::plugin::Flannel>,
+        _ => return None,
+    })
 }
 
 /// Finds `plugin` in the `:`-separated `cni_path`: the first `<dir>/<plugin>` that is a regular
@@ -86,7 +88,7 @@ fn in_process_entry(plugin: &str, path: &std::path::Path) -> Option<InProcessFn>
     if !is_this_binary(path) {
         return None;
     }
-    IN_PROCESS.get().and_then(|lookup| lookup(plugin))
+    builtin(plugin)
 }
 
 /// Runs `plugin` for `verb` and returns its stdout. The plugin's own error object comes back as

@@ -8,6 +8,7 @@
 pub mod conf;
 pub mod delegate_conf;
 pub mod gojson;
+pub mod plugin;
 pub mod store;
 pub mod subnet_env;
 

@@ -4,6 +4,7 @@
 
 pub mod allocator;
 pub mod config;
+pub mod plugin;
 pub mod range;
 pub mod resolvconf;
 mod scan;

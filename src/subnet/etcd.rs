@@ -506,7 +506,7 @@ impl Registry {
     /// `<prefix>/subnets` forever: a broken stream is re-opened from the last revision seen (with
     /// backoff), a compaction triggers a fresh snapshot. An etcd whose revision went back (wiped,
     /// or restored from an older backup) would leave a watch waiting for a revision that comes
-    /// much later, if ever: then `own` is written again (see [`Registry::reassert`]) and the
+    /// much later, if ever: then `own` is written again (as `reassert` says) and the
     /// leases listed afresh. Returns only when `tx` is closed.
     pub async fn follow_leases(&self, tx: std::sync::mpsc::Sender<LeaseEvent>, own: &OwnLease) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));

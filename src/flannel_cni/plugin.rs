@@ -4,14 +4,12 @@
 //! plugin; where upstream does nothing (CHECK, STATUS, GC) it does what the spec asks of a
 //! meta-plugin: delegate.
 
+use crate::cni::delegate;
+use crate::cni::{CmdArgs, CniResult, Code, Command, Error, NetConf, Plugin};
+use crate::flannel_cni::{delegate_conf, DelegateConf, FlannelConf, SavedConf, Store, SubnetEnv};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::ffi::OsString;
-use std::process::ExitCode;
-use weft::cni::delegate;
-use weft::cni::{CmdArgs, CniResult, Code, Command, Error, NetConf, Plugin};
-use weft::flannel_cni::{delegate_conf, DelegateConf, FlannelConf, SavedConf, Store, SubnetEnv};
 
 pub struct Flannel;
 
@@ -29,7 +27,7 @@ fn delegate_for(fc: &FlannelConf, unavailable: Option<Code>) -> Result<DelegateC
 
 impl Plugin for Flannel {
     const ABOUT: &'static str = concat!("CNI flannel plugin weft ", env!("CARGO_PKG_VERSION"));
-    const KEYS: &'static [&'static str] = &weft::flannel_cni::conf::KEYS;
+    const KEYS: &'static [&'static str] = &crate::flannel_cni::conf::KEYS;
 
     fn add(args: &CmdArgs, conf: &NetConf) -> Result<CniResult> {
         let fc = FlannelConf::load(conf)?;
@@ -170,11 +168,7 @@ impl Plugin for Flannel {
         let attachments = serde_json::to_value(valid).context("valid-attachments")?;
         let mut with_valid = d.conf.clone();
         with_valid.insert("cni.dev/valid-attachments".into(), attachments);
-        let bytes = weft::flannel_cni::gojson::to_vec(&Value::Object(with_valid));
+        let bytes = crate::flannel_cni::gojson::to_vec(&Value::Object(with_valid));
         delegate::call(&d.plugin, Command::Gc, &bytes, args)
     }
-}
-
-pub fn main(_: Vec<OsString>) -> ExitCode {
-    weft::cni::run::<Flannel>()
 }

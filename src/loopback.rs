@@ -1,17 +1,15 @@
 //! `loopback`: bring `lo` up in the container and report its addresses. Unlike the reference,
 //! the result is converted to the requested version rather than relabelled.
 
+use crate::cni::result::{CniResult, Interface, IpConfig};
+use crate::cni::{CmdArgs, NetConf, Plugin};
+use crate::netlink::Handle;
+use crate::netns;
 use anyhow::{bail, Result};
-use std::ffi::OsString;
-use std::process::ExitCode;
-use weft::cni::result::{CniResult, Interface, IpConfig};
-use weft::cni::{CmdArgs, NetConf, Plugin};
-use weft::netlink::Handle;
-use weft::netns;
 
 pub struct Loopback;
 
-fn open_lo(netns: &str) -> Result<(Handle, weft::netlink::Link)> {
+fn open_lo(netns: &str) -> Result<(Handle, crate::netlink::Link)> {
     let ns = netns::open_container(netns)?;
     let h = Handle::open_in(&ns)?;
     let lo = h.link_by_name("lo")?;
@@ -80,8 +78,4 @@ impl Plugin for Loopback {
         }
         Ok(())
     }
-}
-
-pub fn main(_: Vec<OsString>) -> ExitCode {
-    weft::cni::run::<Loopback>()
 }

@@ -3,22 +3,20 @@
 //! ADD leaves nothing of its own behind (the bridge and its gateway addresses are shared
 //! infrastructure and stay, as with the reference).
 
+use crate::bridge::conf::BridgeConf;
+use crate::bridge::{calc_gateways, host};
+use crate::cni::delegate;
+use crate::cni::lenient::Teardown;
+use crate::cni::result::{CniResult, Interface};
+use crate::cni::{CmdArgs, Command, NetConf, Plugin};
+use crate::firewall::{masq, spoofcheck};
+use crate::iface::{self, check};
+use crate::netlink::{Handle, Link, LinkEvents, IPV4_DEVCONF_ARP_NOTIFY};
+use crate::netns;
+use crate::sysctl;
+use crate::undo::Undo;
 use anyhow::{bail, Context, Result};
-use std::ffi::OsString;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
-use weft::bridge::conf::BridgeConf;
-use weft::bridge::{calc_gateways, host};
-use weft::cni::delegate;
-use weft::cni::lenient::Teardown;
-use weft::cni::result::{CniResult, Interface};
-use weft::cni::{CmdArgs, Command, NetConf, Plugin};
-use weft::firewall::{masq, spoofcheck};
-use weft::iface::{self, check};
-use weft::netlink::{Handle, Link, LinkEvents, IPV4_DEVCONF_ARP_NOTIFY};
-use weft::netns;
-use weft::sysctl;
-use weft::undo::Undo;
 
 pub struct Bridge;
 
@@ -32,7 +30,7 @@ fn host_iface(l: &Link) -> Interface {
 
 impl Plugin for Bridge {
     const ABOUT: &'static str = concat!("CNI bridge plugin weft ", env!("CARGO_PKG_VERSION"));
-    const KEYS: &'static [&'static str] = &weft::bridge::conf::KEYS;
+    const KEYS: &'static [&'static str] = &crate::bridge::conf::KEYS;
 
     fn add(args: &CmdArgs, conf: &NetConf) -> Result<CniResult> {
         let bc = BridgeConf::load(conf, &args.args)?;
@@ -180,7 +178,7 @@ impl Plugin for Bridge {
         result.to_value(conf.result_version())?;
         // An in-process host-local's reservation flush ran beside the work above; a failed
         // one fails the ADD while the guard can still take everything back.
-        weft::durable::wait()?;
+        crate::durable::wait()?;
         undo.commit();
         Ok(result)
     }
@@ -313,8 +311,4 @@ fn check_bridge(h: &Handle, res: &CniResult, bc: &BridgeConf) -> Result<Link> {
         );
     }
     Ok(link)
-}
-
-pub fn main(_: Vec<OsString>) -> ExitCode {
-    weft::cni::run::<Bridge>()
 }

@@ -2,27 +2,25 @@
 //! container end sends everything through the host: no bridge, no shared L2. Behaves as the
 //! reference plugin; a failed ADD leaves nothing behind.
 
+use crate::cni::delegate;
+use crate::cni::lenient::Teardown;
+use crate::cni::result::{CniResult, Interface};
+use crate::cni::{CmdArgs, Command, NetConf, Plugin};
+use crate::firewall::masq;
+use crate::iface::{self, check};
+use crate::netlink::Handle;
+use crate::netns;
+use crate::ptp::{self as ptplib, PtpConf};
+use crate::sysctl;
+use crate::undo::Undo;
 use anyhow::{bail, Context, Result};
-use std::ffi::OsString;
 use std::os::fd::AsFd;
-use std::process::ExitCode;
-use weft::cni::delegate;
-use weft::cni::lenient::Teardown;
-use weft::cni::result::{CniResult, Interface};
-use weft::cni::{CmdArgs, Command, NetConf, Plugin};
-use weft::firewall::masq;
-use weft::iface::{self, check};
-use weft::netlink::Handle;
-use weft::netns;
-use weft::ptp::{self as ptplib, PtpConf};
-use weft::sysctl;
-use weft::undo::Undo;
 
 pub struct Ptp;
 
 impl Plugin for Ptp {
     const ABOUT: &'static str = concat!("CNI ptp plugin weft ", env!("CARGO_PKG_VERSION"));
-    const KEYS: &'static [&'static str] = &weft::ptp::KEYS;
+    const KEYS: &'static [&'static str] = &crate::ptp::KEYS;
 
     fn add(args: &CmdArgs, conf: &NetConf) -> Result<CniResult> {
         let pc = PtpConf::load(conf)?;
@@ -85,7 +83,7 @@ impl Plugin for Ptp {
         result.to_value(conf.result_version())?;
         // An in-process host-local's reservation flush ran beside the work above; a failed
         // one fails the ADD while the guard can still take everything back.
-        weft::durable::wait()?;
+        crate::durable::wait()?;
         undo.commit();
         Ok(result)
     }
@@ -133,8 +131,4 @@ impl Plugin for Ptp {
     fn gc(args: &CmdArgs, conf: &NetConf) -> Result<()> {
         delegate::call(&conf.ipam_type, Command::Gc, &args.stdin, args)
     }
-}
-
-pub fn main(_: Vec<OsString>) -> ExitCode {
-    weft::cni::run::<Ptp>()
 }

@@ -2,17 +2,15 @@
 //! layout as Go's host-local. GC (1.1.0) releases reservations of attachments the runtime no
 //! longer knows.
 
+use crate::cni::result::{CniResult, IpConfig};
+use crate::cni::{CmdArgs, Error, NetConf, Plugin};
+use crate::ipam::allocator::{allocate_with_held, Store};
+use crate::ipam::config::IpamConfig;
+use crate::ipam::resolvconf;
+use crate::ipam::store::DiskStore;
 use anyhow::{anyhow, bail, Result};
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::net::IpAddr;
-use std::process::ExitCode;
-use weft::cni::result::{CniResult, IpConfig};
-use weft::cni::{CmdArgs, Error, NetConf, Plugin};
-use weft::ipam::allocator::{allocate_with_held, Store};
-use weft::ipam::config::IpamConfig;
-use weft::ipam::resolvconf;
-use weft::ipam::store::DiskStore;
 
 pub struct HostLocal;
 
@@ -76,7 +74,7 @@ impl Plugin for HostLocal {
     }
 
     fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
-        // Only where the state lives (see `weft::cni::lenient`): ranges that no longer parse
+        // Only where the state lives (see `crate::cni::lenient`): ranges that no longer parse
         // must not keep an attachment's addresses from being released.
         let mut store = DiskStore::open(&IpamConfig::data_dir_of(conf), &conf.name)?;
         store.release_by_id(&args.container_id, &args.ifname)?;
@@ -141,8 +139,4 @@ impl Plugin for HostLocal {
         }
         Ok(())
     }
-}
-
-pub fn main(_: Vec<OsString>) -> ExitCode {
-    weft::cni::run::<HostLocal>()
 }

@@ -1,6 +1,8 @@
 //! The ptp plugin's library side: its configuration and the point-to-point routing it sets up
 //! on both ends of the veth pair.
 
+pub mod plugin;
+
 use crate::cni::json::pick;
 use crate::cni::result::{Dns, IpConfig};
 use crate::cni::{Code, Error, NetConf};

@@ -8,9 +8,7 @@
 //!   Go's host-local), [`flannel_cni::plugin`] (subnet.env, delegate config, saved configs) and
 //!   [`loopback`]. [`iface`] is the container interface plumbing bridge and ptp share (veth
 //!   pair, addresses and routes from a result, gateway addresses, CHECK); [`undo`] the rollback
-//!   guard of ADD; [`durable`] the reservation flushes made before an ADD answers;
-//!   [`process_arena`] the allocator of every applet but flanneld, and [`helper_thread`] the
-//!   threads such an applet starts without mapping a stack.
+//!   guard of ADD; [`process_arena`] the allocator of every applet but flanneld.
 //! - flanneld: [`subnet`] (network config, lease keys and JSON, the etcd registry, the peers'
 //!   rules), [`backend`] (udp, vxlan, host-gw), [`daemon`] (start-up, renewal, the data-plane
 //!   thread, health), [`extiface`] (the external interface), [`firewall`] (flannel's masquerade
@@ -30,11 +28,9 @@ pub mod bridge;
 pub mod cni;
 pub mod daemon;
 pub mod docker_opts;
-pub mod durable;
 pub mod extiface;
 pub mod firewall;
 pub mod flannel_cni;
-pub mod helper_thread;
 pub mod iface;
 pub mod ipam;
 pub mod loopback;

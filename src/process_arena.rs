@@ -118,13 +118,6 @@ impl Arena {
         self.carve_unnoted(l)
     }
 
-    /// A block for `l` whatever its size, which is never to be given back (a thread's stack).
-    fn carve(&self, l: Layout) -> Option<*mut u8> {
-        let p = self.carve_unnoted(l)?;
-        self.note_used(p as usize + l.size());
-        Some(p)
-    }
-
     fn carve_unnoted(&self, l: Layout) -> Option<*mut u8> {
         if !self.is_on() {
             return None;
@@ -192,22 +185,6 @@ impl Arena {
         }
     }
 
-    /// A stack of `size` bytes (a whole number of pages) for a thread of this process, with an
-    /// inaccessible guard page below it; the space is never taken back. Returns the stack's
-    /// lowest usable address, or None when the arena is off or full.
-    pub fn thread_stack(&self, size: usize) -> Option<*mut u8> {
-        let page = page_size();
-        let l = Layout::from_size_align(size.checked_add(page)?, page).ok()?;
-        let guard = self.carve(l)?;
-        // Pages never touched have no page-table entries, so this costs no TLB flush.
-        // SAFETY: the guard page is the first page of a block just carved for this stack.
-        if unsafe { libc::mprotect(guard.cast(), page, libc::PROT_NONE) } != 0 {
-            return None;
-        }
-        // SAFETY: inside the block just carved.
-        Some(unsafe { guard.add(page) })
-    }
-
     /// Takes back `from..to` if it is the newest space handed out.
     fn release_tail(&self, from: usize, to: usize) {
         let _ = self
@@ -239,11 +216,6 @@ pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(n).unwrap_or(4096)
-}
-
-/// [`Arena::thread_stack`] from the process's arena.
-pub fn thread_stack(size: usize) -> Option<*mut u8> {
-    ARENA.thread_stack(size)
 }
 
 // Not inlined: at every allocation site of the binary, that would add some 470 KiB of code

@@ -176,9 +176,6 @@ impl Plugin for Bridge {
         // A result the requested version cannot express (L2 at 0.2.0) fails now, while the
         // guard can still take everything back.
         result.to_value(conf.result_version())?;
-        // An in-process host-local's reservation flush ran beside the work above; a failed
-        // one fails the ADD while the guard can still take everything back.
-        crate::durable::wait()?;
         undo.commit();
         Ok(result)
     }

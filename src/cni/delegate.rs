@@ -206,16 +206,14 @@ fn decode_add(plugin: &str, out: &[u8], conf_version: &str) -> Result<CniResult>
 /// one; the bridge plugin's veth creation, which needs nothing from IPAM, takes about as long
 /// in the kernel. Overlapping the two takes the larger of them off a pod's start.
 ///
-/// The thread hands its result over and then makes the disk flushes the ADD recorded
-/// ([`crate::durable`]), beside the caller's work; `durable::wait` joins it.
-///
-/// Dropped unfinished (the caller failed before it needed the result), it waits for the ADD
-/// and, if that reserved anything, releases it with a DEL: nothing is left behind.
+/// The thread is joined by [`EarlyAdd::finish`], so no thread outlives it. Dropped unfinished
+/// (the caller failed before it needed the result), it joins the ADD and, if that reserved
+/// anything, releases it with a DEL: nothing is left behind.
 pub struct EarlyAdd {
     plugin: String,
     args: CmdArgs,
     conf_version: String,
-    running: Option<std::sync::mpsc::Receiver<Result<CniResult>>>,
+    running: Option<std::thread::JoinHandle<Result<CniResult>>>,
 }
 
 /// Starts `plugin`'s ADD with `args.stdin` as [`EarlyAdd`] describes.
@@ -237,17 +235,13 @@ pub fn add_early(plugin: &str, args: &CmdArgs, conf_version: &str) -> EarlyAdd {
         );
         // The plugin is resolved once, here; the thread runs its entry directly. A thread
         // that cannot be started leaves the ADD to `finish`, inline.
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let spawned = crate::helper_thread::spawn("weft-ipam", move || {
-            let result = run_in_process(entry, &plugin, Command::Add, &args.stdin, &args)
-                .and_then(|out| decode_add(&plugin, &out, &version));
-            let _ = tx.send(result);
-            crate::durable::flush_deferred()
-        });
-        if let Ok(h) = spawned {
-            crate::durable::adopt(h);
-            early.running = Some(rx);
-        }
+        let spawned = std::thread::Builder::new()
+            .name("weft-ipam".into())
+            .spawn(move || {
+                run_in_process(entry, &plugin, Command::Add, &args.stdin, &args)
+                    .and_then(|out| decode_add(&plugin, &out, &version))
+            });
+        early.running = spawned.ok();
     }
     early
 }
@@ -256,8 +250,8 @@ impl EarlyAdd {
     /// The ADD's result: waited for if it is running, run now if it is not.
     pub fn finish(mut self) -> Result<CniResult> {
         match self.running.take() {
-            Some(rx) => rx
-                .recv()
+            Some(h) => h
+                .join()
                 .unwrap_or_else(|_| Err(anyhow!("the {} ADD thread panicked", self.plugin))),
             None => add(
                 &self.plugin,
@@ -271,10 +265,10 @@ impl EarlyAdd {
 
 impl Drop for EarlyAdd {
     fn drop(&mut self) {
-        let Some(rx) = self.running.take() else {
+        let Some(h) = self.running.take() else {
             return;
         };
-        if let Ok(Ok(_)) = rx.recv() {
+        if let Ok(Ok(_)) = h.join() {
             let (p, a) = (&self.plugin, &self.args);
             if let Err(e) = call(p, Command::Del, &a.stdin, a) {
                 log::warn!("releasing the addresses of an abandoned {p} ADD: {e:#}");

@@ -138,31 +138,9 @@ pub fn run<P: Plugin>() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Ok(Some(args)) => emit(execute::<P>(&args).and_then(|out| durable::<P>(&args, out))),
+        Ok(Some(args)) => emit(execute::<P>(&args)),
         Err(e) => emit(Err(Failure::bare(e))),
     }
-}
-
-/// A plugin process answers an ADD only once what it reserved is on disk
-/// ([`crate::durable`]); if that fails, the plugin's own DEL takes the attachment back.
-/// (Plugins that delegate in-process wait before they commit, so their undo runs instead.)
-fn durable<P: Plugin>(args: &CmdArgs, out: Option<String>) -> Result<Option<String>, Failure> {
-    if args.command != Command::Add {
-        return Ok(out);
-    }
-    let Err(e) = crate::durable::wait() else {
-        return Ok(out);
-    };
-    let conf = NetConf::parse_for(&args.stdin, P::KEYS).ok();
-    if let Some(conf) = &conf {
-        if let Err(undo) = P::del(args, conf) {
-            log::warn!("undoing the ADD failed: {undo:#}");
-        }
-    }
-    Err(Failure {
-        error: Error::from_anyhow(&e),
-        cni_version: conf.map(|c| c.cni_version),
-    })
 }
 
 fn emit(outcome: Result<Option<String>, Failure>) -> ExitCode {

@@ -60,8 +60,9 @@ pub fn peer_in_this_namespace(link: &Link) -> Option<Link> {
 
 fn delete_watched(cont: Handle, index: i32, mut watch: PeerWatch) -> netlink::Result<()> {
     // SAFETY: the child only sends one request on a socket it owns and exits with _exit; it
-    // never returns into the caller's code. A CNI plugin runs no other thread here (and
-    // glibc's fork leaves malloc usable in the child even if it did).
+    // never returns into the caller's code. What it allocates comes from the process arena,
+    // whose one atomic cursor no other thread can leave locked at the fork (musl's own
+    // allocator could be left locked by a thread stopped inside it).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return cont.delete_link(index);

@@ -56,7 +56,7 @@ impl Plugin for HostLocal {
                 let list: Vec<String> = pending.iter().map(|ip| ip.to_string()).collect();
                 bail!("failed to allocate all requested IPs: {}", list.join(" "));
             }
-            Ok(())
+            store.sync()
         })();
         if let Err(e) = outcome {
             // Undo exactly what this ADD reserved; earlier reservations are not ours to drop.

@@ -9,8 +9,8 @@
 //! Both implementations take the same flock, so weft and Go can share one directory.
 //! A reservation is written to a temporary file, then `link(2)`ed to its final name, which
 //! fails if the name exists: readers never see a half-written reservation. Crash safety
-//! (beyond Go's): the file's flush to disk starts once it is linked and is waited for before
-//! the ADD answers ([`crate::durable`]), so a crash after a successful ADD never leaves an empty
+//! (beyond Go's): the store keeps the files it linked and flushes them before the ADD answers
+//! ([`DiskStore::sync`]), so a crash after a successful ADD never leaves an empty
 //! reservation that the runtime's DEL would not match. (A crash during an ADD can, as with Go;
 //! that ADD never answered.) `last_reserved_ip.<i>` is only a hint and is rewritten in place.
 //! The temporary file holds only the owner, not the address, so [`DiskStore::prepare`] writes
@@ -49,6 +49,9 @@ pub struct DiskStore {
     lock: File,
     /// A temporary file holding an owner line, ready to be linked by `reserve`.
     prepared: Option<Prepared>,
+    /// The reservations made through this store whose data [`DiskStore::sync`] has yet to
+    /// flush.
+    unsynced: Vec<File>,
 }
 
 #[derive(Debug)]
@@ -130,7 +133,19 @@ impl DiskStore {
             dir,
             lock,
             prepared: None,
+            unsynced: Vec::new(),
         })
+    }
+
+    /// Flushes the data of every reservation this store made, so that one an ADD reported
+    /// survives a crash whole: the runtime's DEL after a reboot must still find its address.
+    /// Called before the ADD answers.
+    pub fn sync(&mut self) -> Result<()> {
+        for f in std::mem::take(&mut self.unsynced) {
+            f.sync_data()
+                .context("failed to sync a reservation to disk")?;
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -369,10 +384,10 @@ impl Store for DiskStore {
             match fs::hard_link(&tmp.path, &target) {
                 Ok(()) => {
                     let _ = fs::remove_file(&tmp.path);
-                    // Flushed later, before the ADD answers (see `durable`): on a filesystem
-                    // whose fsync takes the inode lock (ext4 without a journal), the link and
-                    // unlink above would otherwise wait for it.
-                    crate::durable::defer_sync(tmp.file);
+                    // Flushed by `sync`, after the lock is released: on a filesystem whose
+                    // fsync takes the inode lock (ext4 without a journal), the next link and
+                    // unlink would otherwise wait for it.
+                    self.unsynced.push(tmp.file);
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -447,6 +462,31 @@ mod tests {
         let d = std::env::temp_dir().join(format!("weft-store-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
+    }
+
+    #[test]
+    fn every_reservation_is_flushed_and_a_failed_flush_is_an_error() {
+        let root = tempdir("sync");
+        let mut s = DiskStore::open(&root, "mynet").unwrap();
+        for ip in ["10.1.2.2", "10.1.2.3"] {
+            assert!(s.reserve("c", "eth0", ip.parse().unwrap(), 0).unwrap());
+        }
+        assert_eq!(s.unsynced.len(), 2);
+        s.sync().unwrap();
+        assert!(s.unsynced.is_empty());
+        // fdatasync on a pipe fails (EINVAL): the error reaches the caller.
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills the two descriptors it creates.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: descriptors just created and owned by nobody else.
+        let (r, w) = unsafe {
+            use std::os::fd::FromRawFd;
+            (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1]))
+        };
+        s.unsynced.extend([r, w]);
+        let e = s.sync().unwrap_err();
+        assert!(format!("{e:#}").contains("failed to sync a reservation"), "{e:#}");
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

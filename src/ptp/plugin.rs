@@ -81,9 +81,6 @@ impl Plugin for Ptp {
             result.dns = dns;
         }
         result.to_value(conf.result_version())?;
-        // An in-process host-local's reservation flush ran beside the work above; a failed
-        // one fails the ADD while the guard can still take everything back.
-        crate::durable::wait()?;
         undo.commit();
         Ok(result)
     }

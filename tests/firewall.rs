@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use weft::firewall::{masq, setup_ip_masq, spoofcheck, teardown_ip_masq, Iptables};
+use weft::firewall::{masq, setup_ip_masq, spoofcheck, teardown_ip_masq, Iptables, MasqBackend};
 use weft::netns::NetNs;
 
 const NET: &str = "mynet";
@@ -101,7 +101,7 @@ fn iptables_v4_exact_rules_idempotent_and_torn_down() {
     let comment = r#""name: \"mynet\" id: \"dummy\"""#;
 
     for _ in 0..2 {
-        n.run(|| setup_ip_masq(Some("iptables"), &ips, NET, "eth0", CID))
+        n.run(|| setup_ip_masq(Some(MasqBackend::Iptables), &ips, NET, "eth0", CID))
             .unwrap();
     }
     let mut expected: Vec<String> = POLICIES.iter().map(|s| s.to_string()).collect();
@@ -118,12 +118,10 @@ fn iptables_v4_exact_rules_idempotent_and_torn_down() {
         "v4 setup must not touch ip6tables"
     );
 
-    n.run(|| teardown_ip_masq(Some("iptables"), &ips, NET, "eth0", CID))
-        .unwrap();
+    n.run(|| teardown_ip_masq(&ips, NET, "eth0", CID)).unwrap();
     assert_eq!(nat_rules(&ns, false), POLICIES);
     // Repeated DEL.
-    n.run(|| teardown_ip_masq(Some("iptables"), &ips, NET, "eth0", CID))
-        .unwrap();
+    n.run(|| teardown_ip_masq(&ips, NET, "eth0", CID)).unwrap();
 }
 
 #[test]
@@ -135,7 +133,7 @@ fn iptables_v6_exact_rules_and_torn_down() {
     let comment = r#""name: \"mynet\" id: \"dummy\"""#;
 
     for _ in 0..2 {
-        n.run(|| setup_ip_masq(Some("iptables"), &ips, NET, "eth0", CID))
+        n.run(|| setup_ip_masq(Some(MasqBackend::Iptables), &ips, NET, "eth0", CID))
             .unwrap();
     }
     let mut expected: Vec<String> = POLICIES.iter().map(|s| s.to_string()).collect();
@@ -148,8 +146,7 @@ fn iptables_v6_exact_rules_and_torn_down() {
     assert_eq!(nat_rules(&ns, true), expected);
     assert_eq!(nat_rules(&ns, false), POLICIES);
 
-    n.run(|| teardown_ip_masq(None, &ips, NET, "eth0", CID))
-        .unwrap();
+    n.run(|| teardown_ip_masq(&ips, NET, "eth0", CID)).unwrap();
     assert_eq!(nat_rules(&ns, true), POLICIES);
 }
 
@@ -181,8 +178,7 @@ fn iptables_is_the_default_backend_and_two_addresses_of_a_family_share_the_chain
     assert_eq!(nat_rules(&ns, true).len(), POLICIES.len() + 4);
 
     // Every jump goes before the shared chain is deleted, so this is not an EBUSY error.
-    n.run(|| teardown_ip_masq(None, &ips, NET, "eth0", CID))
-        .unwrap();
+    n.run(|| teardown_ip_masq(&ips, NET, "eth0", CID)).unwrap();
     assert_eq!(nat_rules(&ns, false), POLICIES);
     assert_eq!(nat_rules(&ns, true), POLICIES);
 }
@@ -213,7 +209,7 @@ fn iptables_teardown_removes_the_legacy_cidr_jump() {
             &comment,
         ],
     );
-    n.run(|| teardown_ip_masq(None, &[net("10.1.2.3/24")], NET, "eth0", CID))
+    n.run(|| teardown_ip_masq(&[net("10.1.2.3/24")], NET, "eth0", CID))
         .unwrap();
     assert_eq!(nat_rules(&ns, false), POLICIES);
 }
@@ -223,10 +219,8 @@ fn teardown_of_what_was_never_set_up_succeeds() {
     let ns = Netns::new("fw");
     let n = NetNs::open(ns.path()).unwrap();
     let ips = [net("10.1.2.3/24"), net("2001:db8:1::5/64")];
-    n.run(|| teardown_ip_masq(None, &ips, NET, "eth0", CID))
-        .unwrap();
-    n.run(|| teardown_ip_masq(Some("nftables"), &[], NET, "eth0", CID))
-        .unwrap();
+    n.run(|| teardown_ip_masq(&ips, NET, "eth0", CID)).unwrap();
+    n.run(|| teardown_ip_masq(&[], NET, "eth0", CID)).unwrap();
     n.run(|| spoofcheck::teardown(CID, "eth0")).unwrap();
     assert_eq!(nat_rules(&ns, false), POLICIES);
 }
@@ -236,7 +230,10 @@ fn unknown_backend_is_an_error() {
     let ns = Netns::new("fw");
     let n = NetNs::open(ns.path()).unwrap();
     let e = n
-        .run(|| setup_ip_masq(Some("ipfw"), &[net("10.1.2.3/24")], NET, "eth0", CID))
+        .run(|| {
+            MasqBackend::parse(Some("ipfw"))
+                .and_then(|b| setup_ip_masq(b, &[net("10.1.2.3/24")], NET, "eth0", CID))
+        })
         .unwrap_err();
     assert_eq!(e.to_string(), r#"unknown ipmasq backend "ipfw""#);
 }
@@ -258,13 +255,13 @@ fn nftables_exact_rules_idempotent_and_torn_down_by_hash() {
     let comment = nft_comment(NET, "eth0", CID);
     assert_eq!(masq::nft_comment(NET, "eth0", CID), comment);
     for _ in 0..2 {
-        n.run(|| setup_ip_masq(Some("nftables"), &ips, NET, "eth0", CID))
+        n.run(|| setup_ip_masq(Some(MasqBackend::Nftables), &ips, NET, "eth0", CID))
             .unwrap();
     }
     // Another attachment on the same network, to see that teardown leaves it alone.
     n.run(|| {
         setup_ip_masq(
-            Some("nftables"),
+            Some(MasqBackend::Nftables),
             &[net("10.1.2.4/24")],
             NET,
             "eth0",
@@ -317,12 +314,11 @@ fn nftables_exact_rules_idempotent_and_torn_down_by_hash() {
     );
 
     // Teardown needs no addresses: the comment's hash finds the rules.
-    n.run(|| teardown_ip_masq(Some("nftables"), &[], NET, "eth0", CID))
-        .unwrap();
+    n.run(|| teardown_ip_masq(&[], NET, "eth0", CID)).unwrap();
     let left = rules_in(&ns, "inet", "cni_plugins_masquerade", "masq_checks");
     assert_eq!(left.len(), 1, "{left:#?}");
     assert_eq!(left[0]["comment"], other.as_str());
-    n.run(|| teardown_ip_masq(None, &[net("10.1.2.4/24")], NET, "eth0", "other"))
+    n.run(|| teardown_ip_masq(&[net("10.1.2.4/24")], NET, "eth0", "other"))
         .unwrap();
     assert!(rules_in(&ns, "inet", "cni_plugins_masquerade", "masq_checks").is_empty());
     assert_eq!(
@@ -433,7 +429,7 @@ fn fifty_concurrent_iptables_setups_all_land_and_all_go() {
     let ip = |i: usize| net(&format!("10.3.{}.{}/16", i / 200, i % 200 + 2));
     let cid = |i: usize| format!("ctr{i}");
     all_at_once(&n, 50, |i| {
-        setup_ip_masq(Some("iptables"), &[ip(i)], NET, "eth0", &cid(i))
+        setup_ip_masq(Some(MasqBackend::Iptables), &[ip(i)], NET, "eth0", &cid(i))
     });
     let rules = nat_rules(&ns, false);
     for i in 0..50 {
@@ -449,9 +445,7 @@ fn fifty_concurrent_iptables_setups_all_land_and_all_go() {
         let src = format!("-A POSTROUTING -s {}/32 ", ip(i).addr());
         assert_eq!(rules.iter().filter(|l| l.starts_with(&src)).count(), 1);
     }
-    all_at_once(&n, 50, |i| {
-        teardown_ip_masq(Some("iptables"), &[ip(i)], NET, "eth0", &cid(i))
-    });
+    all_at_once(&n, 50, |i| teardown_ip_masq(&[ip(i)], NET, "eth0", &cid(i)));
     assert_eq!(nat_rules(&ns, false), POLICIES);
 }
 
@@ -461,7 +455,13 @@ fn fifty_concurrent_nftables_setups_all_land() {
     let n = NetNs::open(ns.path()).unwrap();
     let ip = |i: usize| net(&format!("10.3.0.{}/24", i + 2));
     all_at_once(&n, 50, |i| {
-        setup_ip_masq(Some("nftables"), &[ip(i)], NET, "eth0", &format!("ctr{i}"))
+        setup_ip_masq(
+            Some(MasqBackend::Nftables),
+            &[ip(i)],
+            NET,
+            "eth0",
+            &format!("ctr{i}"),
+        )
     });
     assert_eq!(
         rules_in(&ns, "inet", "cni_plugins_masquerade", "masq_checks").len(),
@@ -472,7 +472,7 @@ fn fifty_concurrent_nftables_setups_all_land() {
         3
     );
     all_at_once(&n, 50, |i| {
-        teardown_ip_masq(None, &[], NET, "eth0", &format!("ctr{i}"))
+        teardown_ip_masq(&[], NET, "eth0", &format!("ctr{i}"))
     });
     assert!(rules_in(&ns, "inet", "cni_plugins_masquerade", "masq_checks").is_empty());
 }

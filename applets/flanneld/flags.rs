@@ -191,18 +191,37 @@ pub const FLAGS: &[Flag] = &[
     ),
 ];
 
-/// Parsed values: every flag has one (the default when not given).
-#[derive(Debug, Default)]
-pub struct Values {
-    pub strs: BTreeMap<&'static str, String>,
-    pub lists: BTreeMap<&'static str, Vec<String>>,
-    /// Flags given on the command line.
-    pub given: Vec<&'static str>,
+/// Every flag's value (its default when not given), typed, read once from the parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flags {
+    pub etcd_endpoints: String,
+    pub etcd_prefix: String,
+    pub etcd_keyfile: String,
+    pub etcd_certfile: String,
+    pub etcd_cafile: String,
+    pub etcd_username: String,
+    pub etcd_password: String,
+    pub iface: Vec<String>,
+    pub iface_regex: Vec<String>,
+    pub iface_can_reach: String,
+    pub public_ip: String,
+    pub public_ipv6: String,
+    pub subnet_file: String,
+    pub subnet_lease_renew_margin: i64,
+    pub ip_masq: bool,
+    pub ip_masq_fully_random_disable: bool,
+    pub iptables_resync: i64,
+    pub iptables_forward_rules: bool,
+    pub ip_blackhole_route: bool,
+    pub healthz_ip: String,
+    pub healthz_port: i64,
+    pub kube_subnet_mgr: bool,
+    pub version: bool,
 }
 
 /// What the command line asked for.
 pub enum Parsed {
-    Run(Values),
+    Run(Box<Flags>),
     Help,
 }
 
@@ -232,6 +251,15 @@ fn check(flag: &Flag, v: &str) -> Result<String, String> {
     }
 }
 
+/// The checked text of every flag, by name: only [`Flags::from`] reads it.
+#[derive(Default)]
+struct Values {
+    strs: BTreeMap<&'static str, String>,
+    lists: BTreeMap<&'static str, Vec<String>>,
+    /// Flags given on the command line.
+    given: Vec<&'static str>,
+}
+
 impl Values {
     fn set(&mut self, flag: &'static Flag, v: String) {
         if flag.kind == List {
@@ -241,20 +269,65 @@ impl Values {
         }
     }
 
-    pub fn str(&self, name: &str) -> &str {
+    /// The value of `name`, which must be in [`FLAGS`] with `kind` (the unit tests build
+    /// [`Flags`], so a misspelt name fails them rather than reading as empty).
+    fn text(&self, name: &str, kind: Kind) -> &str {
+        assert!(
+            find(name).is_some_and(|f| f.kind == kind),
+            "flanneld flag -{name} is not in FLAGS as read"
+        );
         self.strs.get(name).map(String::as_str).unwrap_or("")
     }
 
-    pub fn bool(&self, name: &str) -> bool {
-        self.str(name) == "true"
+    fn str(&self, name: &str) -> String {
+        self.text(name, Str).to_string()
     }
 
-    pub fn int(&self, name: &str) -> i64 {
-        self.str(name).parse().unwrap_or(0)
+    fn bool(&self, name: &str) -> bool {
+        self.text(name, Bool) == "true"
     }
 
-    pub fn list(&self, name: &str) -> &[String] {
-        self.lists.get(name).map(Vec::as_slice).unwrap_or(&[])
+    fn int(&self, name: &str) -> i64 {
+        // Checked as an integer when set.
+        self.text(name, Int).parse().unwrap_or(0)
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        assert!(
+            find(name).is_some_and(|f| f.kind == List),
+            "flanneld flag -{name} is not in FLAGS as a list"
+        );
+        self.lists.get(name).cloned().unwrap_or_default()
+    }
+}
+
+impl From<&Values> for Flags {
+    fn from(v: &Values) -> Flags {
+        Flags {
+            etcd_endpoints: v.str("etcd-endpoints"),
+            etcd_prefix: v.str("etcd-prefix"),
+            etcd_keyfile: v.str("etcd-keyfile"),
+            etcd_certfile: v.str("etcd-certfile"),
+            etcd_cafile: v.str("etcd-cafile"),
+            etcd_username: v.str("etcd-username"),
+            etcd_password: v.str("etcd-password"),
+            iface: v.list("iface"),
+            iface_regex: v.list("iface-regex"),
+            iface_can_reach: v.str("iface-can-reach"),
+            public_ip: v.str("public-ip"),
+            public_ipv6: v.str("public-ipv6"),
+            subnet_file: v.str("subnet-file"),
+            subnet_lease_renew_margin: v.int("subnet-lease-renew-margin"),
+            ip_masq: v.bool("ip-masq"),
+            ip_masq_fully_random_disable: v.bool("ip-masq-fully-random-disable"),
+            iptables_resync: v.int("iptables-resync"),
+            iptables_forward_rules: v.bool("iptables-forward-rules"),
+            ip_blackhole_route: v.bool("ip-blackhole-route"),
+            healthz_ip: v.str("healthz-ip"),
+            healthz_port: v.int("healthz-port"),
+            kube_subnet_mgr: v.bool("kube-subnet-mgr"),
+            version: v.bool("version"),
+        }
     }
 }
 
@@ -316,7 +389,7 @@ pub fn parse(args: &[OsString], env: &dyn Fn(&str) -> Option<String>) -> Result<
             _ => {}
         }
     }
-    Ok(Parsed::Run(vals))
+    Ok(Parsed::Run(Box::new(Flags::from(&vals))))
 }
 
 /// The flag list, as `-h` prints it.
@@ -341,7 +414,7 @@ pub fn usage() -> String {
 mod tests {
     use super::*;
 
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Values, String> {
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Flags, String> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let env: Vec<(String, String)> = env
             .iter()
@@ -350,7 +423,7 @@ mod tests {
         match parse(&args, &|k| {
             env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
         })? {
-            Parsed::Run(v) => Ok(v),
+            Parsed::Run(v) => Ok(*v),
             Parsed::Help => Err("help".into()),
         }
     }
@@ -371,13 +444,13 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(v.str("etcd-endpoints"), "http://10.0.0.1:2379");
-        assert_eq!(v.str("etcd-prefix"), "/x/network");
-        assert!(v.bool("ip-masq"));
-        assert!(!v.bool("iptables-forward-rules"));
-        assert_eq!(v.list("iface"), ["eth0", "10.0.0.1"]);
-        assert_eq!(v.str("subnet-file"), "/run/flannel/subnet.env");
-        assert_eq!(v.int("subnet-lease-renew-margin"), 60);
+        assert_eq!(v.etcd_endpoints, "http://10.0.0.1:2379");
+        assert_eq!(v.etcd_prefix, "/x/network");
+        assert!(v.ip_masq);
+        assert!(!v.iptables_forward_rules);
+        assert_eq!(v.iface, ["eth0", "10.0.0.1"]);
+        assert_eq!(v.subnet_file, "/run/flannel/subnet.env");
+        assert_eq!(v.subnet_lease_renew_margin, 60);
     }
 
     #[test]
@@ -392,17 +465,16 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(v.str("etcd-prefix"), "/cli");
-        assert!(v.bool("ip-masq"));
-        assert_eq!(v.list("iface"), ["eth0,eth1"]);
-        assert_eq!(v.int("healthz-port"), 0, "a bad env value is ignored");
+        assert_eq!(v.etcd_prefix, "/cli");
+        assert!(v.ip_masq);
+        assert_eq!(v.iface, ["eth0,eth1"]);
+        assert_eq!(v.healthz_port, 0, "a bad env value is ignored");
     }
 
     #[test]
     fn parsing_stops_at_the_first_non_flag_and_bools_take_no_separate_value() {
         let v = run(&["-ip-masq", "false", "-v", "2"], &[]).unwrap();
-        assert!(v.bool("ip-masq"));
-        assert_eq!(v.int("v"), 0);
+        assert!(v.ip_masq);
     }
 
     #[test]
@@ -421,5 +493,19 @@ mod tests {
             .contains("invalid boolean"));
         assert_eq!(run(&["--help"], &[]).unwrap_err(), "help");
         assert!(usage().contains("-etcd-endpoints string"));
+    }
+
+    #[test]
+    fn defaults_are_upstreams() {
+        let v = run(&[], &[]).unwrap();
+        assert_eq!(
+            v.etcd_endpoints,
+            "http://127.0.0.1:4001,http://127.0.0.1:2379"
+        );
+        assert_eq!(v.etcd_prefix, "/coreos.com/network");
+        assert!(v.iptables_forward_rules && !v.ip_masq && !v.kube_subnet_mgr);
+        assert_eq!((v.iptables_resync, v.healthz_port), (5, 0));
+        assert_eq!(v.healthz_ip, "0.0.0.0");
+        assert!(v.iface.is_empty());
     }
 }

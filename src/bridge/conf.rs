@@ -5,6 +5,7 @@ use crate::cni::args::CniArgs;
 use crate::cni::json::pick;
 use crate::cni::result::Dns;
 use crate::cni::{Code, Error, NetConf};
+use crate::firewall::MasqBackend;
 use crate::netlink::parse_mac;
 use serde::Deserialize;
 use serde_json::Value;
@@ -90,7 +91,7 @@ pub struct BridgeConf {
     pub is_default_gateway: bool,
     pub force_address: bool,
     pub ip_masq: bool,
-    pub ip_masq_backend: Option<String>,
+    pub ip_masq_backend: Option<MasqBackend>,
     /// `None`: kernel default.
     pub mtu: Option<u32>,
     pub hairpin_mode: bool,
@@ -145,6 +146,8 @@ impl BridgeConf {
             ));
         }
         let mac = select_mac(&w, cni_args)?;
+        let ip_masq_backend =
+            MasqBackend::parse(w.ip_masq_backend.as_deref()).map_err(|e| invalid(e.to_string()))?;
         Ok(BridgeConf {
             bridge: if w.bridge.is_empty() {
                 "cni0".into()
@@ -155,7 +158,7 @@ impl BridgeConf {
             is_default_gateway: w.is_default_gateway,
             force_address: w.force_address,
             ip_masq: w.ip_masq,
-            ip_masq_backend: w.ip_masq_backend.filter(|b| !b.is_empty()),
+            ip_masq_backend,
             mtu,
             hairpin_mode: w.hairpin_mode,
             promisc_mode: w.promisc_mode,

@@ -149,11 +149,11 @@ impl Plugin for Bridge {
             iface::configure_iface(&ns, &cont, &pair.container, &result)?;
             if bc.ip_masq {
                 let nets: Vec<_> = result.ips.iter().map(|i| i.address).collect();
-                let backend = bc.ip_masq_backend.as_deref();
+                let backend = bc.ip_masq_backend;
                 masq::setup_ip_masq(backend, &nets, &conf.name, ifname, &args.container_id)
                     .context("failed to setup IP masquerade")?;
                 undo.push("remove the masquerade rules", move || {
-                    masq::teardown_ip_masq(backend, &nets, &conf.name, ifname, &args.container_id)
+                    masq::teardown_ip_masq(&nets, &conf.name, ifname, &args.container_id)
                 });
             }
         } else if !bc.disable_container_interface {
@@ -202,14 +202,9 @@ impl Plugin for Bridge {
             }
         }
         if masq {
-            let backend = td.ip_masq_backend.as_deref();
-            if let Err(e) = masq::teardown_ip_masq(
-                backend,
-                &addrs,
-                &conf.name,
-                &args.ifname,
-                &args.container_id,
-            ) {
+            if let Err(e) =
+                masq::teardown_ip_masq(&addrs, &conf.name, &args.ifname, &args.container_id)
+            {
                 errors.push(format!("{e:#}"));
             }
         }

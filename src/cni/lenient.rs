@@ -8,12 +8,11 @@ use super::conf::NetConf;
 use super::json::get_ci;
 use serde_json::Value;
 
-/// The keys bridge's and ptp's DEL need to find what their ADD made beside the veth pair.
+/// The keys bridge's and ptp's DEL need to find what their ADD made beside the veth pair (the
+/// masquerade is removed from both backends, whichever the config names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Teardown {
     pub ip_masq: bool,
-    /// `None`: the default backend (or the one the host's rules show).
-    pub ip_masq_backend: Option<String>,
     pub macspoofchk: bool,
 }
 
@@ -21,7 +20,6 @@ impl Teardown {
     pub fn read(conf: &NetConf) -> Teardown {
         Teardown {
             ip_masq: flag(conf, "ipMasq"),
-            ip_masq_backend: text(conf, "ipMasqBackend").filter(|b| !b.is_empty()),
             macspoofchk: flag(conf, "macspoofchk"),
         }
     }
@@ -46,18 +44,6 @@ pub fn flag(conf: &NetConf, key: &str) -> bool {
     }
 }
 
-/// A string key: `None` unless it is a string.
-pub fn text(conf: &NetConf, key: &str) -> Option<String> {
-    match get_ci(&conf.raw, key) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => {
-            ignored(conf, key, "a string", other);
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,7 +63,6 @@ mod tests {
             t,
             Teardown {
                 ip_masq: true,
-                ip_masq_backend: Some("nftables".into()),
                 macspoofchk: true
             }
         );

@@ -26,7 +26,7 @@ use crate::firewall::flannel::{self as rules, ChainRules};
 use crate::firewall::Iptables;
 use crate::netlink::Handle;
 use crate::subnet::config::NetworkConfig;
-use crate::subnet::env::{PreviousEnv, SubnetEnv};
+use crate::subnet::env::{PreviousEnv, SubnetFile};
 use crate::subnet::etcd::{Backoff, EtcdOptions, OutOfSubnets, OwnLease, Registry};
 use crate::subnet::peers::{PeerRules, PeerSet};
 
@@ -209,7 +209,7 @@ async fn serve(o: DaemonOptions) -> Result<()> {
     install_rules(&rule_set)?;
     spawn_rule_resync(rule_set, o.iptables_resync);
 
-    let env = SubnetEnv {
+    let env = SubnetFile {
         network: Some(cfg.network()),
         subnet: Some(own.key.ipv4),
         ipv6_network: cfg.ipv6_network.filter(|_| own.key.ipv6.is_some()),

@@ -23,10 +23,29 @@ const NFT_CHAIN: &str = "masq_checks";
 /// knftables' `CommentLengthMax`; nft itself refuses longer comments.
 const NFT_COMMENT_MAX: usize = 128;
 
+/// Where a plugin's masquerade rules live (`ipMasqBackend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasqBackend {
+    Iptables,
+    Nftables,
+}
+
+impl MasqBackend {
+    /// `ipMasqBackend` as a config writes it; `None` for absent or empty, which
+    /// [`setup_ip_masq`] takes as iptables unless only nftables is usable.
+    pub fn parse(name: Option<&str>) -> Result<Option<MasqBackend>> {
+        match name {
+            None | Some("") => Ok(None),
+            Some("iptables") => Ok(Some(MasqBackend::Iptables)),
+            Some("nftables") => Ok(Some(MasqBackend::Nftables)),
+            Some(other) => bail!("unknown ipmasq backend {other:?}"),
+        }
+    }
+}
+
 /// Installs masquerading for `ips` (each an address with its prefix length, as in a CNI result).
-/// `backend` is `iptables`, `nftables`, or None for iptables unless only nftables is usable.
 pub fn setup_ip_masq(
-    backend: Option<&str>,
+    backend: Option<MasqBackend>,
     ips: &[IpNet],
     net_name: &str,
     ifname: &str,
@@ -34,21 +53,19 @@ pub fn setup_ip_masq(
 ) -> Result<()> {
     let backend = match backend {
         Some(b) => b,
-        None if !iptables::usable() && nft::usable() => "nftables",
-        None => "iptables",
+        None if !iptables::usable() && nft::usable() => MasqBackend::Nftables,
+        None => MasqBackend::Iptables,
     };
     match backend {
-        "iptables" => setup_iptables(ips, net_name, container_id),
-        "nftables" => setup_nftables(ips, net_name, ifname, container_id),
-        other => bail!("unknown ipmasq backend {other:?}"),
+        MasqBackend::Iptables => setup_iptables(ips, net_name, container_id),
+        MasqBackend::Nftables => setup_nftables(ips, net_name, ifname, container_id),
     }
 }
 
-/// Undoes [`setup_ip_masq`]. Both backends are cleaned whatever `backend` says, because the
+/// Undoes [`setup_ip_masq`]. Both backends are cleaned whatever the config says, because the
 /// attachment may have been made by another version or configuration; a backend's failure only
 /// counts if that backend is usable here. The nftables side needs no `ips`.
 pub fn teardown_ip_masq(
-    _backend: Option<&str>,
     ips: &[IpNet],
     net_name: &str,
     ifname: &str,
@@ -415,7 +432,7 @@ mod tests {
 
     #[test]
     fn unknown_backend_is_refused_before_anything_runs() {
-        let e = setup_ip_masq(Some("pf"), &[], "n", "eth0", "c").unwrap_err();
+        let e = MasqBackend::parse(Some("pf")).unwrap_err();
         assert_eq!(e.to_string(), r#"unknown ipmasq backend "pf""#);
     }
 }

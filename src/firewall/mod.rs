@@ -18,5 +18,5 @@ pub mod spoofcheck;
 
 pub use exec::CommandError;
 pub use iptables::Iptables;
-pub use masq::{setup_ip_masq, teardown_ip_masq};
+pub use masq::{setup_ip_masq, teardown_ip_masq, MasqBackend};
 pub use nft::Nft;

@@ -14,5 +14,5 @@ pub mod subnet_env;
 
 pub use conf::FlannelConf;
 pub use delegate_conf::{DelegateConf, SavedConf};
-pub use store::Store;
+pub use store::SavedConfigs;
 pub use subnet_env::SubnetEnv;

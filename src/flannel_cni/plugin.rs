@@ -6,7 +6,9 @@
 
 use crate::cni::delegate;
 use crate::cni::{CmdArgs, CniResult, Code, Command, Error, NetConf, Plugin};
-use crate::flannel_cni::{delegate_conf, DelegateConf, FlannelConf, SavedConf, Store, SubnetEnv};
+use crate::flannel_cni::{
+    delegate_conf, DelegateConf, FlannelConf, SavedConf, SavedConfigs, SubnetEnv,
+};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -33,7 +35,7 @@ impl Plugin for Flannel {
         let fc = FlannelConf::load(conf)?;
         let d = delegate_for(&fc, None)?;
         log::debug!("delegate config: {}", String::from_utf8_lossy(&d.bytes));
-        let store = Store::new(&fc.data_dir);
+        let store = SavedConfigs::new(&fc.data_dir);
         // A repeated ADD (a runtime retrying) must not lose the config of the attachment that
         // already exists: a failure puts the previous file back instead of removing it.
         let previous = store.load(&args.container_id)?;
@@ -89,7 +91,7 @@ impl Plugin for Flannel {
         let Some(data_dir) = FlannelConf::data_dir_for_del(conf) else {
             return Ok(());
         };
-        let store = Store::new(&data_dir);
+        let store = SavedConfigs::new(&data_dir);
         let Some(bytes) = store.load(&args.container_id)? else {
             return Ok(());
         };
@@ -116,7 +118,7 @@ impl Plugin for Flannel {
         // Upstream's CHECK is an empty TODO; the spec wants it passed to the delegate, with the
         // config ADD used and the runtime's prevResult (in the runtime's version).
         let fc = FlannelConf::load(conf)?;
-        let store = Store::new(&fc.data_dir);
+        let store = SavedConfigs::new(&fc.data_dir);
         let bytes = store.load(&args.container_id)?.ok_or_else(|| {
             Error::new(
                 Code::UnknownContainer,
@@ -157,7 +159,7 @@ impl Plugin for Flannel {
             Error::invalid_config("GC requires cni.dev/valid-attachments in the config")
         })?;
         let keep: HashSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
-        let removed = Store::new(&fc.data_dir)
+        let removed = SavedConfigs::new(&fc.data_dir)
             .sweep(&fc.name, &keep)
             .context("failed to remove stale delegate configs")?;
         if !removed.is_empty() {

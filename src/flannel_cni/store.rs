@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 
 /// The directory of saved delegate configs.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct SavedConfigs {
     dir: PathBuf,
 }
 
-impl Store {
-    pub fn new(dir: &Path) -> Store {
-        Store {
+impl SavedConfigs {
+    pub fn new(dir: &Path) -> SavedConfigs {
+        SavedConfigs {
             dir: dir.to_path_buf(),
         }
     }
@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn save_load_remove_with_upstream_modes() {
         let d = tmp("slr");
-        let s = Store::new(&d.0.join("nested/flannel"));
+        let s = SavedConfigs::new(&d.0.join("nested/flannel"));
         assert_eq!(s.load("c1").unwrap(), None);
         s.save("c1", b"{\"a\":1,\"b\":2}").unwrap();
         assert_eq!(mode(&d.0.join("nested/flannel")), 0o700);
@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn sweep_removes_only_this_networks_stale_configs() {
         let d = tmp("sweep");
-        let s = Store::new(&d.0);
+        let s = SavedConfigs::new(&d.0);
         s.save("live", br#"{"name":"cbr0","type":"bridge"}"#)
             .unwrap();
         s.save("stale", br#"{"name":"cbr0","type":"bridge"}"#)
@@ -175,7 +175,7 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, [".hidden", "garbage", "live", "other-net", "subdir"]);
-        assert!(Store::new(&d.0.join("absent"))
+        assert!(SavedConfigs::new(&d.0.join("absent"))
             .sweep("cbr0", &keep)
             .unwrap()
             .is_empty());

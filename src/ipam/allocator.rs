@@ -1,4 +1,4 @@
-//! The host-local allocation algorithm over any [`Store`]: requested IPs, duplicate detection,
+//! The host-local allocation algorithm over any [`AddressStore`]: requested IPs, duplicate detection,
 //! and round-robin iteration that resumes after the last address reserved in the range set.
 //! Pure logic; the caller holds the store's lock around each call.
 
@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 
 /// Where reservations live. The disk store is the real one; tests use a map.
-pub trait Store {
+pub trait AddressStore {
     /// Atomically claims `ip` for (id, ifname); `false` if someone holds it. On success also
     /// records `ip` as the last one reserved in range set `range_id`.
     fn reserve(&mut self, id: &str, ifname: &str, ip: IpAddr, range_id: usize) -> Result<bool>;
@@ -99,7 +99,7 @@ impl Iterator for RangeIter<'_> {
 /// Reserves one address from range set `range_id` for (id, ifname): `requested` if given,
 /// else the next free one round-robin.
 pub fn allocate(
-    store: &mut dyn Store,
+    store: &mut dyn AddressStore,
     set: &RangeSet,
     range_id: usize,
     id: &str,
@@ -115,7 +115,7 @@ pub fn allocate(
 /// only an ADD for this same attachment could add to that list meanwhile, and the spec forbids
 /// a runtime to run two at once.
 pub fn allocate_with_held(
-    store: &mut dyn Store,
+    store: &mut dyn AddressStore,
     set: &RangeSet,
     range_id: usize,
     id: &str,

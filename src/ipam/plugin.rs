@@ -4,7 +4,7 @@
 
 use crate::cni::result::{CniResult, IpConfig};
 use crate::cni::{CmdArgs, Error, NetConf, Plugin};
-use crate::ipam::allocator::{allocate_with_held, Store};
+use crate::ipam::allocator::{allocate_with_held, AddressStore};
 use crate::ipam::config::IpamConfig;
 use crate::ipam::resolvconf;
 use crate::ipam::store::DiskStore;

@@ -16,7 +16,7 @@
 //! The temporary file holds only the owner, not the address, so [`DiskStore::prepare`] writes
 //! it before the lock is taken: concurrent ADDs then wait for each other's link only.
 
-use super::allocator::Store;
+use super::allocator::AddressStore;
 use super::scan::{self, Entry, Visit};
 use crate::small_file;
 use anyhow::{Context, Result};
@@ -217,7 +217,7 @@ impl DiskStore {
         Ok(out)
     }
 
-    /// Writes the owner file for (id, ifname) ahead of [`Store::reserve`]; call it
+    /// Writes the owner file for (id, ifname) ahead of [`AddressStore::reserve`]; call it
     /// before taking the lock so the file's creation is not made under it.
     pub fn prepare(&mut self, id: &str, ifname: &str) -> Result<()> {
         let owner = owner_line(id, ifname);
@@ -374,7 +374,7 @@ fn process_alive(pid: i32) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-impl Store for DiskStore {
+impl AddressStore for DiskStore {
     fn reserve(&mut self, id: &str, ifname: &str, ip: IpAddr, range_id: usize) -> Result<bool> {
         let owner = owner_line(id, ifname);
         let target = self.dir.join(ip.to_string());
@@ -485,7 +485,10 @@ mod tests {
         };
         s.unsynced.extend([r, w]);
         let e = s.sync().unwrap_err();
-        assert!(format!("{e:#}").contains("failed to sync a reservation"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("failed to sync a reservation"),
+            "{e:#}"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 

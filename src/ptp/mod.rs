@@ -6,6 +6,7 @@ pub mod plugin;
 use crate::cni::json::pick;
 use crate::cni::result::{Dns, IpConfig};
 use crate::cni::{Code, Error, NetConf};
+use crate::firewall::MasqBackend;
 use crate::netlink::{Handle, Link, Route, SCOPE_NOWHERE};
 use anyhow::{anyhow, Context, Result};
 use ipnet::IpNet;
@@ -34,7 +35,7 @@ struct Wire {
 #[derive(Debug, Clone)]
 pub struct PtpConf {
     pub ip_masq: bool,
-    pub ip_masq_backend: Option<String>,
+    pub ip_masq_backend: Option<MasqBackend>,
     pub mtu: Option<u32>,
     /// The config's `dns` when any field of it is present: it replaces the IPAM DNS.
     pub dns: Option<Dns>,
@@ -49,7 +50,8 @@ impl PtpConf {
         let mtu = crate::iface::mtu_from_config(w.mtu)?;
         Ok(PtpConf {
             ip_masq: w.ip_masq,
-            ip_masq_backend: w.ip_masq_backend.filter(|b| !b.is_empty()),
+            ip_masq_backend: MasqBackend::parse(w.ip_masq_backend.as_deref())
+                .map_err(|e| Error::invalid_config(e.to_string()))?,
             mtu,
             dns: conf.dns_override()?,
         })

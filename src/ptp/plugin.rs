@@ -70,11 +70,11 @@ impl Plugin for Ptp {
         ptplib::set_host_side(&host, &pair.host, &result.ips)?;
         if pc.ip_masq {
             let nets: Vec<_> = result.ips.iter().map(|i| i.address).collect();
-            let backend = pc.ip_masq_backend.as_deref();
+            let backend = pc.ip_masq_backend;
             masq::setup_ip_masq(backend, &nets, &conf.name, &args.ifname, &args.container_id)
                 .context("failed to setup IP masquerade")?;
             undo.push("remove the masquerade rules", move || {
-                masq::teardown_ip_masq(backend, &nets, &conf.name, &args.ifname, &args.container_id)
+                masq::teardown_ip_masq(&nets, &conf.name, &args.ifname, &args.container_id)
             });
         }
         if let Some(dns) = pc.dns {
@@ -94,14 +94,7 @@ impl Plugin for Ptp {
         }
         let addrs = iface::delete_container_link(&args.netns, &args.ifname, td.ip_masq)?;
         if td.ip_masq {
-            let backend = td.ip_masq_backend.as_deref();
-            masq::teardown_ip_masq(
-                backend,
-                &addrs,
-                &conf.name,
-                &args.ifname,
-                &args.container_id,
-            )?;
+            masq::teardown_ip_masq(&addrs, &conf.name, &args.ifname, &args.container_id)?;
         }
         Ok(())
     }

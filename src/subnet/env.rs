@@ -11,7 +11,7 @@ use super::lease::{gateway_v4, gateway_v6};
 
 /// What flanneld writes to subnet.env.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SubnetEnv {
+pub struct SubnetFile {
     pub network: Option<Ipv4Net>,
     pub subnet: Option<Ipv4Net>,
     pub ipv6_network: Option<Ipv6Net>,
@@ -20,7 +20,7 @@ pub struct SubnetEnv {
     pub ip_masq: bool,
 }
 
-impl SubnetEnv {
+impl SubnetFile {
     /// The file's text. Subnets are written as their first host address (`10.5.72.1/24`).
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -103,8 +103,8 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    fn env() -> SubnetEnv {
-        SubnetEnv {
+    fn env() -> SubnetFile {
+        SubnetFile {
             network: Some("10.5.0.0/16".parse().unwrap()),
             subnet: Some("10.5.72.0/24".parse().unwrap()),
             ipv6_network: None,

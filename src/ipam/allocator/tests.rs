@@ -8,7 +8,7 @@ struct MapStore {
     last: HashMap<usize, IpAddr>,
 }
 
-impl Store for MapStore {
+impl AddressStore for MapStore {
     fn reserve(&mut self, id: &str, ifname: &str, ip: IpAddr, range_id: usize) -> Result<bool> {
         if self.held.contains_key(&ip) {
             return Ok(false);

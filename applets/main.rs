@@ -27,27 +27,27 @@ pub const APPLETS: &[Applet] = &[
     Applet {
         name: "bridge",
         summary: "CNI plugin: veth pair into a Linux bridge",
-        main: cni::<weft::bridge::plugin::Bridge>,
+        main: cni::<weft::plugins::bridge::plugin::Bridge>,
     },
     Applet {
         name: "ptp",
         summary: "CNI plugin: point-to-point veth with host routes",
-        main: cni::<weft::ptp::plugin::Ptp>,
+        main: cni::<weft::plugins::ptp::plugin::Ptp>,
     },
     Applet {
         name: "loopback",
         summary: "CNI plugin: bring up lo in the container",
-        main: cni::<weft::loopback::Loopback>,
+        main: cni::<weft::plugins::loopback::Loopback>,
     },
     Applet {
         name: "host-local",
         summary: "CNI IPAM plugin: addresses from local ranges, state on disk",
-        main: cni::<weft::ipam::plugin::HostLocal>,
+        main: cni::<weft::plugins::ipam::plugin::HostLocal>,
     },
     Applet {
         name: "flannel",
         summary: "CNI meta-plugin: delegates to bridge with flanneld's subnet",
-        main: cni::<weft::flannel_cni::plugin::Flannel>,
+        main: cni::<weft::plugins::flannel_cni::plugin::Flannel>,
     },
     Applet {
         name: "flanneld",
@@ -66,7 +66,7 @@ pub fn find_applet(name: &str) -> Option<&'static Applet> {
 }
 
 #[global_allocator]
-static ALLOCATOR: weft::process_arena::ProcessArena = weft::process_arena::ProcessArena;
+static ALLOCATOR: weft::sys::process_arena::ProcessArena = weft::sys::process_arena::ProcessArena;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         .any(|a| std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new("flanneld")));
     // Everything but the daemon exits within seconds and gives nothing back before it does.
     if !is_daemon {
-        weft::process_arena::enable();
+        weft::sys::process_arena::enable();
     }
     // Plugins stay quiet (their stderr lands in runtime logs); the daemon reports what it does.
     let level = if is_daemon { "info" } else { "warn" };

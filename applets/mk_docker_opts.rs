@@ -1,13 +1,13 @@
 //! `mk-docker-opts`: flannel's mk-docker-opts.sh as an applet. Same flags (parsed with getopts
 //! rules: `-ic`, `-fFILE`, `--`), same output bytes, same exit codes (usage 1, invalid
-//! FLANNEL_IPMASQ 1, route clash 1); see weft::docker_opts for what it writes and why.
+//! FLANNEL_IPMASQ 1, route clash 1); see weft::flanneld::docker_opts for what it writes and why.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use weft::docker_opts::{self, Render};
-use weft::netlink::{Handle, MAIN_TABLE};
+use weft::flanneld::docker_opts::{self, Render};
+use weft::sys::netlink::{Handle, MAIN_TABLE};
 
 #[derive(Debug)]
 struct Options {

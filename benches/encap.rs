@@ -5,8 +5,8 @@
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
-use weft::backend::udp::encap;
-use weft::backend::udp::table::Table;
+use weft::flanneld::backend::udp::encap;
+use weft::flanneld::backend::udp::table::Table;
 
 fn packet(len: usize, dst: Ipv4Addr) -> Vec<u8> {
     let mut p = vec![0u8; len];

@@ -567,7 +567,7 @@ md.append(f"DEL floor: the kernel's own deletion of a bridge-port veth pair (lau
           f"most of it in rcu_barrier() once RTNL is released. A third of Go's median bridge and ptp DEL "
           f"is {ms(go_del[0] / 3)} and {ms(go_del[1] / 3)} ms. Go's DEL waits for all of it; weft's goes on "
           f"once the kernel has announced the pair's removal and leaves that wait to a forked child "
-          f"(src/iface/unregister.rs).")
+          f"(src/plugins/iface/unregister.rs).")
 md.append("")
 tp_parts = []
 all_tp = True

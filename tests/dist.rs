@@ -199,7 +199,7 @@ fn shipped_units_and_configs() {
     // Every assignment in options.env is a flanneld variable or one the units use, and parses
     // the way systemd and mk-docker-opts read env files.
     let env = std::fs::read_to_string(d.join("etc/flannel/options.env")).unwrap();
-    for (k, _) in weft::docker_opts::parse_env_file(&env).unwrap() {
+    for (k, _) in weft::flanneld::docker_opts::parse_env_file(&env).unwrap() {
         assert!(k.starts_with("FLANNELD_") || k == "FLANNEL_OPTIONS", "{k}");
     }
 }

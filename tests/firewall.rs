@@ -9,8 +9,10 @@ use ipnet::IpNet;
 use serde_json::Value;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use weft::firewall::{masq, setup_ip_masq, spoofcheck, teardown_ip_masq, Iptables, MasqBackend};
-use weft::netns::NetNs;
+use weft::sys::firewall::{
+    masq, setup_ip_masq, spoofcheck, teardown_ip_masq, Iptables, MasqBackend,
+};
+use weft::sys::netns::NetNs;
 
 const NET: &str = "mynet";
 const CID: &str = "dummy";

@@ -6,7 +6,7 @@
 //!
 //! The first tests are the upstream plugin's own (flannel-io/cni-plugin `flannel_linux_test.go`,
 //! "CNI lifecycle"), with host-local's state moved from /var/lib/cni/networks into the test's
-//! directory; its config-parsing and getDelegateIPAM cases are unit tests in src/flannel_cni/.
+//! directory; its config-parsing and getDelegateIPAM cases are unit tests in src/plugins/flannel_cni/.
 //! No Go flannel plugin is installed on the machines this runs on (Debian does not package it),
 //! so there is no differential run of flannel itself; the golden delegate configs in testdata
 //! follow upstream's code and its test expectations. The Go bridge from /usr/lib/cni is used as

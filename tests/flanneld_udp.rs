@@ -10,14 +10,14 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
-use weft::backend::udp::encap;
+use weft::flanneld::backend::udp::encap;
 
 /// No Backend: upstream's default is udp.
 const NET: &str = r#"{"Network":"10.46.0.0/16"}"#;
 
 /// Runs `f` inside `ns` (sockets made there stay there).
 fn in_ns<T: Send>(ns: &Netns, f: impl FnOnce() -> std::io::Result<T> + Send) -> T {
-    let n = weft::netns::NetNs::open(ns.path()).unwrap();
+    let n = weft::sys::netns::NetNs::open(ns.path()).unwrap();
     n.run(|| Ok(f()?)).unwrap()
 }
 

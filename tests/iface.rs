@@ -5,11 +5,11 @@ mod common;
 use common::*;
 use std::os::fd::AsFd;
 use weft::cni::result::{CniResult, Interface, IpConfig, Route};
-use weft::iface::unregister::peer_in_this_namespace;
-use weft::iface::{
+use weft::plugins::iface::unregister::peer_in_this_namespace;
+use weft::plugins::iface::{
     configure_iface, delete_link_collect_addrs, ensure_addr, setup_veth, wait_oper_up_notified,
 };
-use weft::netlink::LinkEvents;
+use weft::sys::netlink::LinkEvents;
 
 fn global_addrs(ns: &Netns, dev: &str) -> Vec<String> {
     ns.ipj(&["addr", "show", "dev", dev])[0]["addr_info"]
@@ -208,7 +208,7 @@ fn veth_deletion_seen_from_the_peers_namespace() {
     let pair = setup_veth(&hh, &ch, cn.as_fd(), "eth0", None, None, Some(br.index)).unwrap();
     ch.add_address(pair.container.index, "10.1.2.5/24".parse().unwrap())
         .unwrap();
-    let peer_index = |ns: &weft::netns::NetNs| {
+    let peer_index = |ns: &weft::sys::netns::NetNs| {
         ns.run(|| Ok(peer_in_this_namespace(&pair.container).map(|l| l.index)))
             .unwrap()
     };

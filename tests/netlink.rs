@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use std::os::fd::AsFd;
-use weft::netlink::{Route, VethOptions};
+use weft::sys::netlink::{Route, VethOptions};
 
 #[test]
 fn veth_made_up_as_a_bridge_port_with_the_peer_mac_and_echoed() {
@@ -351,7 +351,7 @@ fn settings_over_netlink_match_proc_sys() {
         assert_eq!(h.forwarding(true).unwrap(), v6 == "1");
     }
     // Forwarding turned on where it was off, and left alone where it was on.
-    n.run(|| weft::sysctl::enable_forwarding(&h, true, true))
+    n.run(|| weft::sys::sysctl::enable_forwarding(&h, true, true))
         .unwrap();
     assert_eq!(
         (
@@ -370,13 +370,17 @@ fn settings_over_netlink_match_proc_sys() {
     assert_eq!(h.link_by_index(br.index).unwrap().ipv6_accept_ra, Some(0));
 
     assert_eq!(sysctl("net.ipv4.conf.br0.arp_notify"), "0");
-    h.set_ipv4_conf(br.index, weft::netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)
+    h.set_ipv4_conf(br.index, weft::sys::netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)
         .unwrap();
     assert_eq!(sysctl("net.ipv4.conf.br0.arp_notify"), "1");
     // Set for this link only, not as the namespace's default.
     assert_eq!(sysctl("net.ipv4.conf.default.arp_notify"), "0");
     let e = h
-        .set_ipv4_conf(br.index + 1000, weft::netlink::IPV4_DEVCONF_ARP_NOTIFY, 1)
+        .set_ipv4_conf(
+            br.index + 1000,
+            weft::sys::netlink::IPV4_DEVCONF_ARP_NOTIFY,
+            1,
+        )
         .unwrap_err();
     assert!(e.is_not_found(), "{e}");
 }
@@ -394,7 +398,7 @@ fn link_events_see_only_the_watched_deletion() {
         h.link_by_name("wb").unwrap().index,
     );
     let mut ev = n
-        .run(|| Ok(weft::netlink::LinkEvents::deletions_of(a)?))
+        .run(|| Ok(weft::sys::netlink::LinkEvents::deletions_of(a)?))
         .unwrap();
     h.set_link_up(a, true).unwrap();
     h.set_link_up(a, false).unwrap();
@@ -420,7 +424,7 @@ fn link_events_report_the_watched_links_changes_only() {
         h.link_by_name("vb").unwrap().index,
     );
     let mut ev = n
-        .run(|| Ok(weft::netlink::LinkEvents::changes_of(a)?))
+        .run(|| Ok(weft::sys::netlink::LinkEvents::changes_of(a)?))
         .unwrap();
     h.set_link_up(a, true).unwrap();
     h.set_link_up(b, true).unwrap();

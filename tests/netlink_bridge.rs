@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use std::process::{Command, Output};
-use weft::netlink::{BridgePort, Handle, PortVlan, VethOptions};
+use weft::sys::netlink::{BridgePort, Handle, PortVlan, VethOptions};
 
 /// `bridge -n NS ARGS...`, whatever its outcome.
 fn bridge_cmd(ns: &Netns, args: &[&str]) -> Output {

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use weft::netlink::{format_mac, Handle, IpFamily, Neighbour, VethOptions};
+use weft::sys::netlink::{format_mac, Handle, IpFamily, Neighbour, VethOptions};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

@@ -1,4 +1,4 @@
-//! `flanneld`: upstream's flags and FLANNELD_* variables turned into [`weft::daemon`] options.
+//! `flanneld`: upstream's flags and FLANNELD_* variables turned into [`weft::flanneld::daemon`] options.
 
 mod flags;
 
@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use flags::{Flags, Parsed};
-use weft::daemon::DaemonOptions;
-use weft::extiface::ExtIfaceOptions;
-use weft::subnet::etcd::EtcdOptions;
+use weft::flanneld::daemon::DaemonOptions;
+use weft::flanneld::extiface::ExtIfaceOptions;
+use weft::flanneld::subnet::etcd::EtcdOptions;
 
 fn ip<T: std::str::FromStr>(flag: &str, value: &str) -> Result<Option<T>, String> {
     match value {
@@ -107,7 +107,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match weft::daemon::run(opts) {
+    match weft::flanneld::daemon::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");

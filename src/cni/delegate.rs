@@ -45,11 +45,11 @@ pub type InProcessFn = fn(&CmdArgs) -> std::result::Result<Option<String>, Error
 pub fn builtin(plugin: &str) -> Option<InProcessFn> {
     use super::skel::in_process;
     Some(match plugin {
-        "bridge" => in_process::<crate::bridge::plugin::Bridge>,
-        "ptp" => in_process::<crate::ptp::plugin::Ptp>,
-        "loopback" => in_process::<crate::loopback::Loopback>,
-        "host-local" => in_process::<crate::ipam::plugin::HostLocal>,
-        "flannel" => in_process::<crate::flannel_cni::plugin::Flannel>,
+        "bridge" => in_process::<crate::plugins::bridge::plugin::Bridge>,
+        "ptp" => in_process::<crate::plugins::ptp::plugin::Ptp>,
+        "loopback" => in_process::<crate::plugins::loopback::Loopback>,
+        "host-local" => in_process::<crate::plugins::ipam::plugin::HostLocal>,
+        "flannel" => in_process::<crate::plugins::flannel_cni::plugin::Flannel>,
         _ => return None,
     })
 }

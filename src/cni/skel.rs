@@ -6,7 +6,7 @@ use super::env::{CmdArgs, Command};
 use super::error::{Code, Error};
 use super::result::CniResult;
 use super::version;
-use crate::netns::NetNs;
+use crate::sys::netns::NetNs;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 

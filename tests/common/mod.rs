@@ -348,9 +348,9 @@ impl Netns {
         serde_json::from_str(&text).unwrap()
     }
     /// The namespace opened, and a netlink handle inside it.
-    pub fn handle(&self) -> (weft::netns::NetNs, weft::netlink::Handle) {
-        let n = weft::netns::NetNs::open(self.path()).unwrap();
-        let h = weft::netlink::Handle::open_in(&n).unwrap();
+    pub fn handle(&self) -> (weft::sys::netns::NetNs, weft::sys::netlink::Handle) {
+        let n = weft::sys::netns::NetNs::open(self.path()).unwrap();
+        let h = weft::sys::netlink::Handle::open_in(&n).unwrap();
         (n, h)
     }
     /// Runs `cmd ARGS...` inside the namespace; returns (success, stdout+stderr).

@@ -1,0 +1,298 @@
+//! flanneld in etcd mode: the startup sequence, the renewal loop and the background tasks.
+//!
+//! Threads: the main thread runs a single-threaded tokio runtime for etcd (config, lease, watch,
+//! health checks, signals); the data plane runs on its own thread (see [`dataplane`]); the
+//! firewall resync runs on another, because it execs iptables. Nothing here enters another
+//! network namespace.
+//!
+//! Exit: SIGTERM/SIGINT return Ok and leave every device, route, rule, subnet.env and the etcd
+//! lease in place, so a restart is hitless. A lease lost to revocation or another host is an
+//! error (non-zero exit), unlike upstream's exit 0, so `Restart=on-failure` also works.
+
+pub mod dataplane;
+pub mod healthz;
+pub mod notify;
+
+use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::flanneld::backend;
+use crate::flanneld::extiface::{self, ExtIfaceOptions};
+use crate::flanneld::subnet::config::NetworkConfig;
+use crate::flanneld::subnet::env::{PreviousEnv, SubnetFile};
+use crate::flanneld::subnet::etcd::{Backoff, EtcdOptions, OutOfSubnets, OwnLease, Registry};
+use crate::flanneld::subnet::peers::{PeerRules, PeerSet};
+use crate::sys::firewall::flannel::{self as rules, ChainRules};
+use crate::sys::firewall::Iptables;
+use crate::sys::netlink::Handle;
+
+/// Everything the flags say.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub etcd: EtcdOptions,
+    pub iface: ExtIfaceOptions,
+    pub subnet_file: PathBuf,
+    pub renew_margin: Duration,
+    pub ip_masq: bool,
+    pub masq_random_fully: bool,
+    pub iptables_resync: Duration,
+    pub forward_rules: bool,
+    pub healthz: Option<SocketAddr>,
+    /// How often the data plane is compared with the leases (upstream host-gw: 10 s).
+    pub reconcile_every: Duration,
+}
+
+/// Runs until a signal (Ok) or a fatal error.
+pub fn run(o: DaemonOptions) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    rt.block_on(serve(o))
+}
+
+async fn shutdown_signal() -> Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Connects and reads the config, retrying every second as upstream does: flanneld often starts
+/// before etcd or before the operator has written the config.
+async fn connect_and_read_config(o: &EtcdOptions) -> (Registry, NetworkConfig) {
+    const RETRY: Duration = Duration::from_secs(1);
+    let reg = loop {
+        match Registry::connect(o).await {
+            Ok(r) => break r,
+            Err(e) => log::error!("{e:#}; retrying in 1s"),
+        }
+        tokio::time::sleep(RETRY).await;
+    };
+    // The client reconnects by itself; only the read is repeated.
+    loop {
+        match reg.network_config().await {
+            Ok(cfg) => return (reg, cfg),
+            Err(e) => log::error!("{e:#}; retrying in 1s"),
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+async fn acquire(
+    reg: &Registry,
+    cfg: &NetworkConfig,
+    attrs: &crate::flanneld::subnet::lease::LeaseAttrs,
+    prev: &PreviousEnv,
+) -> Result<OwnLease> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    loop {
+        match reg.acquire(cfg, attrs, prev).await {
+            Ok(l) => return Ok(l),
+            // Out of subnets is not going to fix itself by retrying quickly.
+            Err(e) if e.downcast_ref::<OutOfSubnets>().is_some() => return Err(e),
+            Err(e) => {
+                let d = backoff.next_delay();
+                log::error!("{e:#}; retrying in {d:?}");
+                tokio::time::sleep(d).await;
+            }
+        }
+    }
+}
+
+fn chains(o: &DaemonOptions, cfg: &NetworkConfig, own: &OwnLease) -> Vec<(bool, ChainRules)> {
+    let mut v = Vec::new();
+    let net4 = ipnet::IpNet::V4(cfg.network());
+    if o.ip_masq {
+        v.push((
+            false,
+            rules::masq_rules(net4, ipnet::IpNet::V4(own.key.ipv4), o.masq_random_fully),
+        ));
+        if let (Some(n6), Some(s6)) = (cfg.ipv6_network, own.key.ipv6) {
+            v.push((
+                true,
+                rules::masq_rules(n6.into(), s6.into(), o.masq_random_fully),
+            ));
+        }
+    }
+    if o.forward_rules {
+        v.push((false, rules::forward_rules(net4)));
+        if let Some(n6) = cfg.ipv6_network {
+            v.push((true, rules::forward_rules(n6.into())));
+        }
+    }
+    v
+}
+
+fn install_rules(set: &[(bool, ChainRules)]) -> Result<()> {
+    for (v6, c) in set {
+        let ipt = Iptables::new(*v6)?;
+        if rules::ensure(&ipt, c)? {
+            log::info!(
+                "installed {} rules in {}/{}",
+                c.rules.len(),
+                c.table,
+                c.chain
+            );
+        }
+    }
+    Ok(())
+}
+
+fn spawn_rule_resync(set: Vec<(bool, ChainRules)>, every: Duration) {
+    if set.is_empty() {
+        return;
+    }
+    std::thread::spawn(move || loop {
+        std::thread::sleep(every);
+        if let Err(e) = install_rules(&set) {
+            log::warn!("firewall resync: {e:#}");
+        }
+    });
+}
+
+async fn serve(o: DaemonOptions) -> Result<()> {
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = o.healthz {
+        healthz::serve(addr, ready.clone()).await?;
+    }
+    let prev = PreviousEnv::read(&o.subnet_file);
+
+    let (reg, cfg) = tokio::select! {
+        r = connect_and_read_config(&o.etcd) => r,
+        s = &mut signal => { log::info!("{}: exiting before start-up finished", s?); return Ok(()); }
+    };
+    log::info!(
+        "network {} (subnets /{} from {} to {}), backend {}",
+        cfg.network(),
+        cfg.subnet_len,
+        cfg.subnet_min,
+        cfg.subnet_max,
+        cfg.backend_type
+    );
+    if cfg.enable_nftables {
+        bail!("EnableNFTables is set, but this weft only manages iptables rules");
+    }
+    if !std::path::Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists() {
+        bail!("/proc/sys/net/bridge/bridge-nf-call-iptables is missing: load br_netfilter (modprobe br_netfilter), or traffic between pods on one bridge bypasses iptables");
+    }
+
+    let h = Handle::open()?;
+    let mut iface = o.iface.clone();
+    iface.ipv6 = cfg.enable_ipv6;
+    let ext = extiface::select(&h, &iface)?;
+    log::info!(
+        "using interface {} ({}), public IP {}",
+        ext.link.name,
+        ext.iface_addr,
+        ext.ext_addr
+    );
+    let mut be = backend::create(&cfg, &ext)?;
+    let attrs = be.lease_attrs();
+
+    let mut own = tokio::select! {
+        r = acquire(&reg, &cfg, &attrs, &prev) => r?,
+        s = &mut signal => { log::info!("{}: exiting before start-up finished", s?); return Ok(()); }
+    };
+    be.configure(&own)?;
+
+    let rule_set = chains(&o, &cfg, &own);
+    install_rules(&rule_set)?;
+    spawn_rule_resync(rule_set, o.iptables_resync);
+
+    let env = SubnetFile {
+        network: Some(cfg.network()),
+        subnet: Some(own.key.ipv4),
+        ipv6_network: cfg.ipv6_network.filter(|_| own.key.ipv6.is_some()),
+        ipv6_subnet: own.key.ipv6,
+        mtu: be.mtu(),
+        ip_masq: o.ip_masq,
+    };
+    env.write(&o.subnet_file)?;
+    log::info!("wrote {}", o.subnet_file.display());
+    ready.store(true, Ordering::Relaxed);
+
+    let (ev_tx, ev_rx) = std::sync::mpsc::channel();
+    let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::unbounded_channel();
+    let peers = PeerSet::new(own.key, own.attrs.clone(), peer_rules(&cfg, &own)?);
+    let every = o.reconcile_every;
+    std::thread::Builder::new()
+        .name("dataplane".into())
+        .spawn(move || dataplane::run(be, peers, ev_rx, fatal_tx, every))
+        .context("failed to start the data-plane thread")?;
+    let follower = reg.clone();
+    let mine = own.clone();
+    tokio::spawn(async move { follower.follow_leases(ev_tx, &mine).await });
+
+    if let Err(e) = notify::notify("READY=1") {
+        log::warn!("{e:#}");
+    }
+
+    let retry = Duration::from_secs(60);
+    let mut renew_at = own
+        .expires
+        .map(|e| e.checked_sub(o.renew_margin).unwrap_or(e));
+    loop {
+        let sleep_until =
+            renew_at.unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            s = &mut signal => {
+                log::info!("{}: exiting cleanly, leaving the lease and the data plane in place", s?);
+                return Ok(());
+            }
+            why = fatal_rx.recv() => {
+                bail!("{}; shutting down", why.unwrap_or_else(|| "the data-plane thread stopped".into()));
+            }
+            _ = tokio::time::sleep_until(sleep_until.into()), if renew_at.is_some() => {
+                match reg.renew(&mut own).await {
+                    Ok(()) => {
+                        log::info!("renewed lease {}", own.key.to_key());
+                        renew_at = own.expires.map(|e| e.checked_sub(o.renew_margin).unwrap_or(e));
+                    }
+                    Err(e) => {
+                        log::error!("{e:#}; retrying in {retry:?}");
+                        renew_at = Some(std::time::Instant::now() + retry);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The rules every peer's lease is checked against (see [`PeerRules`]): the network config, and
+/// this host's addresses outside our own lease.
+fn peer_rules(cfg: &NetworkConfig, own: &OwnLease) -> Result<PeerRules> {
+    let h = Handle::open()?;
+    let host_addrs = h
+        .addresses(None)
+        .context("failed to list this host's addresses")?
+        .into_iter()
+        .map(|a| a.addr.addr())
+        .filter(|a| !a.is_loopback())
+        .filter(|a| !matches!(a, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+        .filter(|a| {
+            !ipnet::IpNet::V4(own.key.ipv4).contains(a)
+                && !own
+                    .key
+                    .ipv6
+                    .is_some_and(|o| ipnet::IpNet::V6(o).contains(a))
+        })
+        .collect();
+    Ok(PeerRules {
+        network: cfg.network(),
+        subnet_len: cfg.subnet_len,
+        subnet_min: cfg.subnet_min,
+        subnet_max: cfg.subnet_max,
+        ipv6: cfg.ipv6_network.map(|n| (n, cfg.ipv6_subnet_len)),
+        host_addrs,
+    })
+}

@@ -269,6 +269,42 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_leases_meet_the_same_rules() {
+        let mut r = rules();
+        r.ipv6 = Some(("fc00::/48".parse().unwrap(), 64));
+        r.host_addrs.push("fc00:0:0:9::1".parse().unwrap());
+        let own = LeaseKey::new(
+            "10.5.1.0/24".parse().unwrap(),
+            Some("fc00:0:0:1::/64".parse().unwrap()),
+        );
+        let mut s = PeerSet::new(own, mine().attrs, r);
+        let v6 = |net6: &str, pub6: &str| {
+            let mut l = lease("10.5.2.0/24", "192.168.0.2", "aa:aa:aa:aa:aa:02");
+            l.key.ipv6 = Some(net6.parse().unwrap());
+            l.attrs.public_ipv6 = Some(pub6.parse().unwrap());
+            l
+        };
+        for (net6, pub6) in [
+            ("fc00:1::/64", "fd00::2"),     // outside the IPv6 network
+            ("fc00::/56", "fd00::2"),       // not a /64
+            ("fc00:0:0:1::/64", "fd00::2"), // our own
+            ("fc00:0:0:9::/64", "fd00::2"), // holds this host's address
+            ("fc00:0:0:2::/64", "::1"),     // loopback PublicIPv6
+            ("fc00:0:0:2::/64", "ff02::1"), // multicast PublicIPv6
+        ] {
+            assert!(
+                s.apply(LeaseEvent::Added(v6(net6, pub6))).is_empty(),
+                "{net6} {pub6}"
+            );
+        }
+        let good = v6("fc00:0:0:2::/64", "fd00::2");
+        assert_eq!(
+            s.apply(LeaseEvent::Added(good.clone())),
+            vec![PeerChange::Add(good)]
+        );
+    }
+
+    #[test]
     fn add_remove_and_removal_carries_the_old_lease() {
         let mut s = set();
         let a = lease("10.5.2.0/24", "192.168.0.2", "aa:aa:aa:aa:aa:02");

@@ -145,7 +145,7 @@ fn unsafe_zeroed_statfs() -> libc::statfs {
     unsafe { std::mem::zeroed() }
 }
 
-/// Switches the calling thread into the namespace `fd`. Only for threads that end afterwards.
+/// Switches the calling thread into the namespace `fd`; [`NetNs::run`] switches it back.
 fn enter(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     // SAFETY: setns takes a valid namespace fd and a flag; it affects only this thread.
     let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };

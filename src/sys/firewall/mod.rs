@@ -1,4 +1,5 @@
-//! Packet filter rules for the CNI plugins (masquerade, MAC spoof check) and, later, flanneld.
+//! Packet filter rules: the CNI plugins' masquerade and MAC spoof check, and flanneld's
+//! masquerade and forward chains ([`flannel`]).
 //!
 //! Everything here runs the `iptables`, `ip6tables` and `nft` programs with an argv, never
 //! through a shell, exactly as the reference Go plugins do: the rules must look the same in

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from benchlab import BenchError, check, configure, log
+from benchlab import BenchError, check, configure, ip, ip_batch, log
 
 tmp, go_dir, n, warmup, prefix, weft_bin, pods, conc, results_md = sys.argv[1:10]
 n, warmup, pods, conc = int(n), int(warmup), int(pods), int(conc)
@@ -32,21 +32,9 @@ PATH_ENV = "/usr/sbin:/usr/bin:/sbin:/bin"
 configure("bench.sh", prefix, tmp)
 
 
-def ip(*args, ok=True):
-    r = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if ok and r.returncode != 0:
-        raise BenchError(f"ip {' '.join(args)} failed: {r.stderr.strip()}")
-    return r
-
-
-def ip_batch(lines):
-    r = subprocess.run(["ip", "-batch", "-"], input="".join(l + "\n" for l in lines),
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise BenchError(f"ip -batch failed: {r.stderr.strip()}")
-
-
 def nspath(name):
+    """The path of a namespace whose name already carries this run's prefix (benchlab's nspath
+    adds it)."""
     return f"/run/netns/{name}"
 
 
@@ -86,7 +74,7 @@ def make_namespaces(phase):
     names = phase_namespaces(phase)
     log(f"creating {len(names)} network namespaces for {phase}")
     t = time.monotonic()
-    ip_batch([f"netns add {x}" for x in names])
+    ip_batch(None, [f"netns add {x}" for x in names])
     log(f"  ... in {time.monotonic() - t:.1f} s")
     # lo up in the hosts, as on a real node (the plugins do not need it).
     for impl in impls:
@@ -95,7 +83,7 @@ def make_namespaces(phase):
 
 
 def drop_namespaces(phase):
-    ip_batch([f"netns del {x}" for x in phase_namespaces(phase)])
+    ip_batch(None, [f"netns del {x}" for x in phase_namespaces(phase)])
 
 
 # ---- configurations ------------------------------------------------------------------------------

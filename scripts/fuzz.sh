@@ -43,9 +43,14 @@ mkdir -p "$scratch"
 trap 'rm -rf "$scratch"' EXIT
 export WEFT_FUZZ_TMPDIR=$scratch
 
+# One build of every target (address sanitizer, debug assertions), then the binaries are run
+# directly: `cargo fuzz run` would check the build again before each.
+nice -n 10 cargo +nightly fuzz build --fuzz-dir tests/fuzz --target-dir "$work/build" \
+	--debug-assertions
+bin=$work/build/$(rustc +nightly -vV | sed -n 's/^host: //p')/release
+export RUST_BACKTRACE=1
 fuzz() {
-	nice -n 10 cargo +nightly fuzz "$1" --fuzz-dir tests/fuzz --target-dir "$work/build" \
-		--debug-assertions "${@:2}"
+	nice -n 10 "$bin/$1" "${@:2}"
 }
 
 if ((cmin)); then
@@ -54,7 +59,7 @@ if ((cmin)); then
 		min=$work/cmin/$t
 		rm -rf "$min"
 		mkdir -p "$min" "$work/corpus/$t"
-		fuzz run "$t" "$min" "$seeds" "$work/corpus/$t" -- -merge=1 2>"$work/cmin-$t.log" ||
+		fuzz "$t" -merge=1 "$min" "$seeds" "$work/corpus/$t" 2>"$work/cmin-$t.log" ||
 			{
 				tail -20 "$work/cmin-$t.log" >&2
 				exit 1
@@ -80,9 +85,8 @@ for t in "${targets[@]}"; do
 	mkdir -p "$corpus" "$artifacts"
 	echo "fuzzing $t for ${seconds}s (log: ${log#"$root"/})"
 	status=0
-	fuzz run "$t" "$corpus" "testdata/fuzz/$t" -- \
-		-max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
-		-artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
+	fuzz "$t" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+		-artifact_prefix="$artifacts/" "$corpus" "testdata/fuzz/$t" >"$log" 2>&1 || status=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\)$/\1/p' "$log" | tail -1)
 	if [[ -z $execs ]]; then
 		# A crash ends the run before the final stats: take the last progress line.

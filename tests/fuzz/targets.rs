@@ -320,6 +320,7 @@ pub fn host_local_files(data: &[u8]) {
             std::fs::create_dir(&path).expect("store subdirectory");
         } else if is_link {
             let to = String::from_utf8_lossy(content).replace('/', "_");
+            let to = if to.is_empty() { "_".to_string() } else { to };
             std::os::unix::fs::symlink(to, &path).expect("store symlink");
         } else {
             std::fs::write(&path, content).expect("write store file");

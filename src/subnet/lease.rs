@@ -57,7 +57,17 @@ fn parse_v4_part(s: &str) -> Option<Ipv4Net> {
     }
     let len = parse_len(len, 31)?;
     let ip: Ipv4Addr = addr.parse().ok()?;
-    Ipv4Net::new(ip, len).ok()
+    Ipv4Net::new(ip, len).ok().filter(is_subnet_v4)
+}
+
+/// A key names a subnet: an address with host bits set is no subnet key (it would name another
+/// key than [`LeaseKey::to_key`] writes, and a route the kernel refuses).
+fn is_subnet_v4(n: &Ipv4Net) -> bool {
+    n.addr() == n.network()
+}
+
+fn is_subnet_v6(n: &Ipv6Net) -> bool {
+    n.addr() == n.network()
 }
 
 fn parse_v6_part(s: &str) -> Option<Ipv6Net> {
@@ -70,7 +80,7 @@ fn parse_v6_part(s: &str) -> Option<Ipv6Net> {
     }
     let len = parse_len(len, 127)?;
     let ip: Ipv6Addr = addr.parse().ok()?;
-    Ipv6Net::new(ip, len).ok()
+    Ipv6Net::new(ip, len).ok().filter(is_subnet_v6)
 }
 
 fn parse_len(s: &str, max: u8) -> Option<u8> {
@@ -221,6 +231,14 @@ mod tests {
         ] {
             assert_eq!(LeaseKey::parse(k), None, "{k}");
         }
+    }
+
+    #[test]
+    fn keys_with_host_bits_name_no_subnet() {
+        for k in ["10.12.13.5-24", "10.12.13.0-24&fc00::1-64", "10.0.0.1-31"] {
+            assert_eq!(LeaseKey::parse(k), None, "{k}");
+        }
+        assert!(LeaseKey::parse("10.0.0.2-31").is_some());
     }
 
     #[test]

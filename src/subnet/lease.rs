@@ -47,9 +47,12 @@ impl LeaseKey {
 
 fn parse_v4_part(s: &str) -> Option<Ipv4Net> {
     let (addr, len) = s.rsplit_once('-')?;
-    // Upstream's pattern takes the longest run of digits and dots at the end of the path.
+    // Upstream's pattern takes the longest run of digits and dots at the end of the path. Found
+    // by bytes: the run is ASCII, so the byte after the last other one (of any character, however
+    // long its encoding) starts it on a character boundary.
     let start = addr
-        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .bytes()
+        .rposition(|b| !(b.is_ascii_digit() || b == b'.'))
         .map_or(0, |i| i + 1);
     let addr = &addr[start..];
     if addr.split('.').count() != 4 {
@@ -239,6 +242,13 @@ mod tests {
             assert_eq!(LeaseKey::parse(k), None, "{k}");
         }
         assert!(LeaseKey::parse("10.0.0.2-31").is_some());
+    }
+
+    #[test]
+    fn any_text_before_the_subnet_is_skipped() {
+        let k = LeaseKey::parse("/prefix/\u{fffd}10.5.34.0-24").unwrap();
+        assert_eq!(k.to_key(), "10.5.34.0-24");
+        assert_eq!(LeaseKey::parse("10\u{e9}4.0-24"), None);
     }
 
     #[test]

@@ -93,6 +93,8 @@ for t in "${targets[@]}"; do
 		execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1)
 	fi
 	execs=${execs:-0}
+	took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+	took=${took:-"<$seconds"}
 	total=$((total + execs))
 	crashes=0
 	for a in "$artifacts"/{crash,leak,timeout,oom}-*; do
@@ -106,7 +108,7 @@ for t in "${targets[@]}"; do
 		tail -20 "$log" >&2
 		exit 1
 	fi
-	line="$t: $execs executions in ${seconds}s, $(find "$corpus" -type f | wc -l) corpus inputs, $crashes crash inputs"
+	line="$t: $execs executions in ${took}s, $(find "$corpus" -type f | wc -l) corpus inputs, $crashes crash inputs"
 	echo "$line" | tee -a "$summary"
 done
 echo "total: $total executions" | tee -a "$summary"

@@ -266,6 +266,14 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_backend_data_survive_a_rewrite() {
+        // Go parses every number to the nearest float64; a rewrite must not move it.
+        let a = LeaseAttrs::parse(r#"{"BackendData":{"x":990999e99,"y":0.1}}"#).unwrap();
+        assert_eq!(LeaseAttrs::parse(&a.to_json()).unwrap(), a);
+        assert_eq!(a.backend_data.unwrap()["x"].as_f64(), Some(9.90999e104));
+    }
+
+    #[test]
     fn attrs_reader_is_lenient_like_go() {
         let a =
             LeaseAttrs::parse(r#"{"publicip":"10.1.1.1","backendtype":"host-gw","x":1}"#).unwrap();

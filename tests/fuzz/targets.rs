@@ -327,7 +327,10 @@ pub fn host_local_files(data: &[u8]) {
         }
     }
 
-    let mut store = DiskStore::open(&root, "net").expect("open store");
+    // An entry may have taken the lock file's name (a directory there cannot be locked).
+    let Ok(mut store) = DiskStore::open(&root, "net") else {
+        return;
+    };
     let expected_last: Option<IpAddr> = std::str::from_utf8(last_text)
         .ok()
         .and_then(|s| s.trim().parse().ok());

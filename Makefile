@@ -7,7 +7,8 @@ DEB_PACKAGES := build-essential pkg-config protobuf-compiler libprotobuf-dev ca-
 	etcd-client openssl curl docker.io systemd shellcheck iputils-ping iperf3 jq file hyperfine \
 	time python3
 
-.PHONY: all build static check-static test validate bench demo demo-down dist vendor deps clean
+.PHONY: all build static check-static test validate bench demo demo-down dist vendor deps clean \
+	fuzz fuzz-tools
 
 all: build
 
@@ -59,6 +60,19 @@ demo-down:
 # The air-gapped release: target/dist/weft-VERSION-linux-x86_64.tar.gz (see scripts/dist.sh).
 dist: check-static
 	scripts/dist.sh --binary $(STATIC_BIN)
+
+# Fuzzing (not part of `make test` or CI): every target in tests/fuzz for FUZZ_SECONDS each, then
+# executions per target and in total; crash inputs are copied to testdata/fuzz/<target>/, where
+# tests/fuzz_regressions.rs replays them. FUZZ_TARGETS picks some; see docs/testing.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: fuzz-tools
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# The nightly toolchain and cargo-fuzz that `make fuzz` needs, each only if missing.
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 
 vendor:
 	$(CARGO) vendor --locked vendor > .cargo-vendor-config.toml

@@ -47,9 +47,12 @@ impl LeaseKey {
 
 fn parse_v4_part(s: &str) -> Option<Ipv4Net> {
     let (addr, len) = s.rsplit_once('-')?;
-    // Upstream's pattern takes the longest run of digits and dots at the end of the path.
+    // Upstream's pattern takes the longest run of digits and dots at the end of the path. Found
+    // by bytes: the run is ASCII, so the byte after the last other one (of any character, however
+    // long its encoding) starts it on a character boundary.
     let start = addr
-        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .bytes()
+        .rposition(|b| !(b.is_ascii_digit() || b == b'.'))
         .map_or(0, |i| i + 1);
     let addr = &addr[start..];
     if addr.split('.').count() != 4 {
@@ -57,7 +60,17 @@ fn parse_v4_part(s: &str) -> Option<Ipv4Net> {
     }
     let len = parse_len(len, 31)?;
     let ip: Ipv4Addr = addr.parse().ok()?;
-    Ipv4Net::new(ip, len).ok()
+    Ipv4Net::new(ip, len).ok().filter(is_subnet_v4)
+}
+
+/// A key names a subnet: an address with host bits set is no subnet key (it would name another
+/// key than [`LeaseKey::to_key`] writes, and a route the kernel refuses).
+fn is_subnet_v4(n: &Ipv4Net) -> bool {
+    n.addr() == n.network()
+}
+
+fn is_subnet_v6(n: &Ipv6Net) -> bool {
+    n.addr() == n.network()
 }
 
 fn parse_v6_part(s: &str) -> Option<Ipv6Net> {
@@ -70,7 +83,7 @@ fn parse_v6_part(s: &str) -> Option<Ipv6Net> {
     }
     let len = parse_len(len, 127)?;
     let ip: Ipv6Addr = addr.parse().ok()?;
-    Ipv6Net::new(ip, len).ok()
+    Ipv6Net::new(ip, len).ok().filter(is_subnet_v6)
 }
 
 fn parse_len(s: &str, max: u8) -> Option<u8> {
@@ -224,6 +237,21 @@ mod tests {
     }
 
     #[test]
+    fn keys_with_host_bits_name_no_subnet() {
+        for k in ["10.12.13.5-24", "10.12.13.0-24&fc00::1-64", "10.0.0.1-31"] {
+            assert_eq!(LeaseKey::parse(k), None, "{k}");
+        }
+        assert!(LeaseKey::parse("10.0.0.2-31").is_some());
+    }
+
+    #[test]
+    fn any_text_before_the_subnet_is_skipped() {
+        let k = LeaseKey::parse("/prefix/\u{fffd}10.5.34.0-24").unwrap();
+        assert_eq!(k.to_key(), "10.5.34.0-24");
+        assert_eq!(LeaseKey::parse("10\u{e9}4.0-24"), None);
+    }
+
+    #[test]
     fn attrs_json_is_byte_compatible_with_upstream() {
         let vxlan = r#"{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}"#;
         let udp = r#"{"PublicIP":"10.0.0.5","PublicIPv6":null}"#;
@@ -235,6 +263,14 @@ mod tests {
         let a = LeaseAttrs::parse(vxlan).unwrap();
         assert_eq!(a.public_ip, Ipv4Addr::new(192, 168, 64, 3));
         assert_eq!(a.backend_type, "vxlan");
+    }
+
+    #[test]
+    fn numbers_in_backend_data_survive_a_rewrite() {
+        // Go parses every number to the nearest float64; a rewrite must not move it.
+        let a = LeaseAttrs::parse(r#"{"BackendData":{"x":990999e99,"y":0.1}}"#).unwrap();
+        assert_eq!(LeaseAttrs::parse(&a.to_json()).unwrap(), a);
+        assert_eq!(a.backend_data.unwrap()["x"].as_f64(), Some(9.90999e104));
     }
 
     #[test]

@@ -51,8 +51,8 @@ fn json_same(a: &Value, b: &Value) -> bool {
 }
 
 /// A subnet.env a flannel delegate can be built from.
-fn fixed_subnet_env() -> weft::flannel_cni::subnet_env::SubnetEnv {
-    weft::flannel_cni::subnet_env::SubnetEnv::parse(
+fn fixed_subnet_env() -> weft::plugins::flannel_cni::subnet_env::SubnetEnv {
+    weft::plugins::flannel_cni::subnet_env::SubnetEnv::parse(
         "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.17.1/24\n\
          FLANNEL_IPV6_NETWORK=fc00::/48\nFLANNEL_IPV6_SUBNET=fc00::1/64\n\
          FLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n",
@@ -101,13 +101,18 @@ pub fn cni_stdin(data: &[u8]) {
             let _ = list.plugin_stdin(i, None, &Map::new());
         }
     }
-    let _ = weft::flannel_cni::delegate_conf::SavedConf::parse(stdin);
+    let _ = weft::plugins::flannel_cni::delegate_conf::SavedConf::parse(stdin);
 
     let full = NetConf::parse(stdin);
-    let bridge_keys = &weft::bridge::conf::KEYS[..];
-    let flannel_keys = &weft::flannel_cni::conf::KEYS[..];
-    let per_plugin = [bridge_keys, &weft::ptp::KEYS[..], flannel_keys, &[]]
-        .map(|own| (own, NetConf::parse_for(stdin, own)));
+    let bridge_keys = &weft::plugins::bridge::conf::KEYS[..];
+    let flannel_keys = &weft::plugins::flannel_cni::conf::KEYS[..];
+    let per_plugin = [
+        bridge_keys,
+        &weft::plugins::ptp::KEYS[..],
+        flannel_keys,
+        &[],
+    ]
+    .map(|own| (own, NetConf::parse_for(stdin, own)));
     for (own, kept) in &per_plugin {
         match (&full, kept) {
             (Ok(a), Ok(b)) => {
@@ -138,11 +143,11 @@ pub fn cni_stdin(data: &[u8]) {
     );
 
     // Each loader must see the same config through its plugin's kept keys as through all keys.
-    let b = weft::bridge::conf::BridgeConf::load(bridge, cni_args);
+    let b = weft::plugins::bridge::conf::BridgeConf::load(bridge, cni_args);
     same(
         "bridge",
         &b,
-        &weft::bridge::conf::BridgeConf::load(&conf, cni_args),
+        &weft::plugins::bridge::conf::BridgeConf::load(&conf, cni_args),
     );
     if let Ok(b) = &b {
         assert!(b.vlan <= 4094);
@@ -155,15 +160,15 @@ pub fn cni_stdin(data: &[u8]) {
     let _ = Teardown::read(ptp);
     same(
         "ptp",
-        &weft::ptp::PtpConf::load(ptp),
-        &weft::ptp::PtpConf::load(&conf),
+        &weft::plugins::ptp::PtpConf::load(ptp),
+        &weft::plugins::ptp::PtpConf::load(&conf),
     );
 
-    let ipam = weft::ipam::config::IpamConfig::load(shared, cni_args);
+    let ipam = weft::plugins::ipam::config::IpamConfig::load(shared, cni_args);
     same(
         "host-local",
         &ipam,
-        &weft::ipam::config::IpamConfig::load(&conf, cni_args),
+        &weft::plugins::ipam::config::IpamConfig::load(&conf, cni_args),
     );
     if let Ok(c) = &ipam {
         assert!(!c.ranges.is_empty());
@@ -177,19 +182,19 @@ pub fn cni_stdin(data: &[u8]) {
             assert!(!c.requested[i + 1..].contains(ip), "requested twice: {ip}");
         }
     }
-    let _ = weft::ipam::config::IpamConfig::data_dir_of(&conf);
+    let _ = weft::plugins::ipam::config::IpamConfig::data_dir_of(&conf);
 
-    let fc = weft::flannel_cni::conf::FlannelConf::load(flannel);
+    let fc = weft::plugins::flannel_cni::conf::FlannelConf::load(flannel);
     same(
         "flannel",
         &fc,
-        &weft::flannel_cni::conf::FlannelConf::load(&conf),
+        &weft::plugins::flannel_cni::conf::FlannelConf::load(&conf),
     );
-    let _ = weft::flannel_cni::conf::FlannelConf::data_dir_for_del(&conf);
+    let _ = weft::plugins::flannel_cni::conf::FlannelConf::data_dir_for_del(&conf);
     if let Ok(fc) = &fc {
-        if let Ok(d) = weft::flannel_cni::delegate_conf::build(fc, &fixed_subnet_env()) {
+        if let Ok(d) = weft::plugins::flannel_cni::delegate_conf::build(fc, &fixed_subnet_env()) {
             // What ADD saves, DEL reads back.
-            let saved = weft::flannel_cni::delegate_conf::SavedConf::parse(&d.bytes)
+            let saved = weft::plugins::flannel_cni::delegate_conf::SavedConf::parse(&d.bytes)
                 .expect("a built delegate config reads back");
             assert_eq!(saved.plugin, d.plugin);
             assert!(
@@ -288,10 +293,10 @@ impl Drop for Cleanup {
 /// owner, the round-robin pointer), one allocation per range set on top, then both releases.
 /// Also resolv.conf, the other file host-local reads.
 pub fn host_local_files(data: &[u8]) {
-    use weft::ipam::allocator::{allocate, Store};
-    use weft::ipam::store::DiskStore;
+    use weft::plugins::ipam::allocator::{allocate, AddressStore};
+    use weft::plugins::ipam::store::DiskStore;
 
-    let _ = weft::ipam::resolvconf::parse(&String::from_utf8_lossy(data));
+    let _ = weft::plugins::ipam::resolvconf::parse(&String::from_utf8_lossy(data));
 
     let root = scratch();
     let _cleanup = Cleanup(root.clone());
@@ -354,7 +359,7 @@ pub fn host_local_files(data: &[u8]) {
                       [{"subnet":"fd00::/125"}]]}}"#,
     )
     .expect("fixed config");
-    let cfg = weft::ipam::config::IpamConfig::load(&conf, "").expect("fixed config");
+    let cfg = weft::plugins::ipam::config::IpamConfig::load(&conf, "").expect("fixed config");
     let (id, ifname) = ("fuzz", "eth9");
     for (i, set) in cfg.ranges.iter().enumerate() {
         let names: Vec<String> = std::fs::read_dir(&dir)
@@ -379,7 +384,7 @@ pub fn host_local_files(data: &[u8]) {
             assert_eq!(store.last_reserved_ip(i), Some(ip));
         }
     }
-    weft::durable::flush_deferred().expect("flush");
+    store.sync().expect("flush");
     store.release_by_id(id, ifname).expect("release");
     store.release_by_id(id, ifname).expect("release legacy");
     assert!(!store.has_id(id, ifname).expect("has_id"));
@@ -389,8 +394,8 @@ pub fn host_local_files(data: &[u8]) {
 /// subnet.env text: the CNI plugin's reader, flanneld's writer read back by it, and
 /// mk-docker-opts' reader with its output read back.
 pub fn subnet_env(data: &[u8]) {
-    use weft::docker_opts::{self, Render};
-    use weft::flannel_cni::subnet_env::SubnetEnv;
+    use weft::flanneld::docker_opts::{self, Render};
+    use weft::plugins::flannel_cni::subnet_env::SubnetEnv;
 
     let text = String::from_utf8_lossy(data);
     if let Ok(env) = SubnetEnv::parse(&text, "fuzz") {
@@ -409,7 +414,7 @@ pub fn subnet_env(data: &[u8]) {
             ipnet::IpNet::V4(_) => None,
         };
         let one = |l: &[ipnet::IpNet]| (l.len() == 1).then(|| l[0]);
-        let written = weft::subnet::env::SubnetEnv {
+        let written = weft::flanneld::subnet::env::SubnetFile {
             network: one(&env.networks).and_then(|n| v4(&n)),
             subnet: env.subnet.as_ref().and_then(v4),
             ipv6_network: one(&env.ipv6_networks).and_then(|n| v6(&n)),
@@ -477,7 +482,7 @@ pub fn subnet_env(data: &[u8]) {
 /// An etcd lease key (the first line) and a lease value (the rest): each read, written and
 /// read back.
 pub fn lease(data: &[u8]) {
-    use weft::subnet::lease::{LeaseAttrs, LeaseKey};
+    use weft::flanneld::subnet::lease::{LeaseAttrs, LeaseKey};
 
     let text = String::from_utf8_lossy(data);
     let (key, value) = text.split_once('\n').unwrap_or((&text, ""));
@@ -507,8 +512,8 @@ pub fn lease(data: &[u8]) {
 /// flanneld's network config: if accepted, its subnet range is consistent and a subnet can be
 /// chosen from it that the config itself accepts.
 pub fn net_conf(data: &[u8]) {
-    use weft::subnet::alloc::{choose_v4, choose_v6};
-    use weft::subnet::config::NetworkConfig;
+    use weft::flanneld::subnet::alloc::{choose_v4, choose_v6};
+    use weft::flanneld::subnet::config::NetworkConfig;
 
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -537,16 +542,16 @@ pub fn net_conf(data: &[u8]) {
             assert!(cfg.fits_v6(None));
         }
     }
-    let _ = weft::subnet::config::get_uint(&cfg.backend, "Port");
-    let _ = weft::subnet::config::backend_bool(&cfg.backend, "DirectRouting");
+    let _ = weft::flanneld::subnet::config::get_uint(&cfg.backend, "Port");
+    let _ = weft::flanneld::subnet::config::backend_bool(&cfg.backend, "DirectRouting");
 }
 
 /// The udp backend's packet core on one packet (a datagram's payload or a TUN read): the header
 /// checks, the TTL decrement's checksum, the ICMP error; and the forwarding table driven by the
 /// same bytes against a plain longest-prefix search.
 pub fn udp_encap(data: &[u8]) {
-    use weft::backend::udp::encap::{self, ICMP_UNREACHABLE_MAX, IPV4_HEADER};
-    use weft::backend::udp::table::Table;
+    use weft::flanneld::backend::udp::encap::{self, ICMP_UNREACHABLE_MAX, IPV4_HEADER};
+    use weft::flanneld::backend::udp::table::Table;
 
     let from = Ipv4Addr::new(10, 5, 1, 0);
     let mut out = [0u8; ICMP_UNREACHABLE_MAX];

@@ -251,6 +251,14 @@ fn check(flag: &Flag, v: &str) -> Result<String, String> {
     }
 }
 
+/// Panics unless `name` is in [`FLAGS`] with `kind`: a read under a misspelt name is a bug.
+fn declared(name: &str, kind: Kind) {
+    assert!(
+        find(name).is_some_and(|f| f.kind == kind),
+        "flanneld flag -{name} is not in FLAGS as read"
+    );
+}
+
 /// The checked text of every flag, by name: only [`Flags::from`] reads it.
 #[derive(Default)]
 struct Values {
@@ -272,10 +280,7 @@ impl Values {
     /// The value of `name`, which must be in [`FLAGS`] with `kind` (the unit tests build
     /// [`Flags`], so a misspelt name fails them rather than reading as empty).
     fn text(&self, name: &str, kind: Kind) -> &str {
-        assert!(
-            find(name).is_some_and(|f| f.kind == kind),
-            "flanneld flag -{name} is not in FLAGS as read"
-        );
+        declared(name, kind);
         self.strs.get(name).map(String::as_str).unwrap_or("")
     }
 
@@ -293,10 +298,7 @@ impl Values {
     }
 
     fn list(&self, name: &str) -> Vec<String> {
-        assert!(
-            find(name).is_some_and(|f| f.kind == List),
-            "flanneld flag -{name} is not in FLAGS as a list"
-        );
+        declared(name, List);
         self.lists.get(name).cloned().unwrap_or_default()
     }
 }

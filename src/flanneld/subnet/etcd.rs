@@ -160,10 +160,6 @@ fn explain(e: etcd_client::Error, without_client_cert: bool) -> anyhow::Error {
     }
 }
 
-fn resp_mod_revision(resp: &etcd_client::GetResponse) -> i64 {
-    resp.kvs().first().map_or(0, |kv| kv.mod_revision())
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -460,13 +456,13 @@ impl Registry {
             .get(k.clone(), None)
             .await
             .with_context(|| format!("failed to read {k}"))?;
-        let theirs = resp
-            .kvs()
-            .first()
-            .and_then(|kv| parse_kv(&text(kv.key()), kv.value(), kv.lease()));
+        // The value there and the revision it was written at, which guards the put below.
+        let theirs = resp.kvs().first().and_then(|kv| {
+            parse_kv(&text(kv.key()), kv.value(), kv.lease()).map(|l| (l, kv.mod_revision()))
+        });
         let id = match &theirs {
-            Some(l) if l.attrs == own.attrs => return Ok(()),
-            Some(l) if l.attrs.public_ip != own.attrs.public_ip => return Ok(()),
+            Some((l, _)) if l.attrs == own.attrs => return Ok(()),
+            Some((l, _)) if l.attrs.public_ip != own.attrs.public_ip => return Ok(()),
             _ if own.etcd_lease == 0 => 0,
             _ => self.grant().await?,
         };
@@ -476,7 +472,7 @@ impl Registry {
         let put = TxnOp::put(k.clone(), own.attrs.to_json(), opts);
         let guard = match &theirs {
             None => Compare::version(k.clone(), CompareOp::Equal, 0),
-            Some(_) => Compare::mod_revision(k.clone(), CompareOp::Equal, resp_mod_revision(&resp)),
+            Some((_, rev)) => Compare::mod_revision(k.clone(), CompareOp::Equal, *rev),
         };
         let done = self
             .client

@@ -62,18 +62,17 @@ fn range_sets(list: &[Vec<Value>]) -> Result<Vec<Vec<RangeConf>>, Error> {
 
 /// Reads a list of `ip[/prefix]` strings found at a case-insensitive key path.
 fn ip_list(root: &Map<String, Value>, path: &[&str]) -> Result<Vec<IpAddr>, Error> {
-    let mut obj = Some(root);
-    let mut cur = None;
-    for key in path {
-        match obj.and_then(|m| get_ci(m, key)) {
-            Some(v) if !v.is_null() => {
-                cur = Some(v);
-                obj = v.as_object();
-            }
-            _ => return Ok(Vec::new()),
-        }
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(Vec::new());
+    };
+    let mut cur = get_ci(root, first);
+    for key in rest {
+        cur = cur
+            .filter(|v| !v.is_null())
+            .and_then(Value::as_object)
+            .and_then(|m| get_ci(m, key));
     }
-    let Some(cur) = cur else {
+    let Some(cur) = cur.filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
     let items = cur

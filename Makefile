@@ -63,7 +63,7 @@ dist: check-static
 
 # Fuzzing (not part of `make test` or CI): every target in tests/fuzz for FUZZ_SECONDS each, then
 # executions per target and in total; crash inputs are copied to testdata/fuzz/<target>/, where
-# tests/fuzz_regressions.rs replays them. FUZZ_TARGETS picks some; see docs/testing.md.
+# tests/it/fuzz_regressions.rs replays them. FUZZ_TARGETS picks some; see docs/testing.md.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 fuzz: fuzz-tools

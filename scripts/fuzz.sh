@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets of tests/fuzz, each for FUZZ_SECONDS, and reports executions per
 # target and in total. Crash inputs are copied to testdata/fuzz/<target>/, where
-# tests/fuzz_regressions.rs replays them; the script then exits 1.
+# tests/it/fuzz_regressions.rs replays them; the script then exits 1.
 #
 #   scripts/fuzz.sh [--cmin] [target...]     (default: every target)
 #
@@ -113,6 +113,6 @@ for t in "${targets[@]}"; do
 done
 echo "total: $total executions" | tee -a "$summary"
 if ((${#found[@]})); then
-	printf 'crash input (replayed by cargo test --test fuzz_regressions): %s\n' "${found[@]}" >&2
+	printf 'crash input (replayed by cargo test --test it fuzz_regressions::): %s\n' "${found[@]}" >&2
 	exit 1
 fi

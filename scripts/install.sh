@@ -17,7 +17,7 @@
 # installed and still leaves existing configs alone.
 set -eu
 
-# The applets by where they belong; tests/dist.rs checks these cover `weft --list`.
+# The applets by where they belong; tests/it/dist.rs checks these cover `weft --list`.
 CNI_APPLETS="bridge host-local loopback ptp flannel"
 BIN_APPLETS="flanneld mk-docker-opts"
 

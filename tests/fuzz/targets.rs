@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, shared by the cargo-fuzz binaries (tests/fuzz/fuzz_targets/) and the
-//! regression test (tests/fuzz_regressions.rs), which replays testdata/fuzz/<target>/ through them.
+//! regression test (tests/it/fuzz_regressions.rs), which replays testdata/fuzz/<target>/ through them.
 //!
 //! Each takes arbitrary bytes and panics on a broken invariant: besides "no panic", every parser
 //! that has a writer must read that writer's output back to the same value, and two readers of

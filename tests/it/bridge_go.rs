@@ -3,8 +3,7 @@
 //! veth names, and so must the kernel state: links and their flags, MTU, bridge-port settings,
 //! addresses, routes, sysctls, iptables and nftables rules.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Replaces what is random by design: MAC addresses (alone or inside a bridge id) and the

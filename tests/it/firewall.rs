@@ -2,9 +2,7 @@
 //! namespace: every call goes through `NetNs::run` and every check through `ip netns exec`, so
 //! the host's own rules are never read or written.
 
-mod common;
-
-use common::Netns;
+use crate::common::Netns;
 use ipnet::IpNet;
 use serde_json::Value;
 use std::io::Write;
@@ -494,7 +492,7 @@ fn fifty_concurrent_legacy_appends_wait_for_the_xtables_lock() {
         std::path::Path::new(LEGACY).exists(),
         "{LEGACY} missing: install Debian's iptables (make deps)"
     );
-    let dir = common::TempDir::new("xtlock");
+    let dir = crate::common::TempDir::new("xtlock");
     let lockfile = dir.path().join("xtables.lock");
     let wrapper = dir.path().join("iptables-legacy");
     std::fs::write(

@@ -1,8 +1,7 @@
 //! host-local against the Go reference: identical results and on-disk layout from twin data
 //! dirs, mixed use of one data dir, and 200 concurrent invocations.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,7 +1,6 @@
 //! loopback, black-box: every cniVersion, side by side with the Go plugin, and the edge cases.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn conf(v: &str) -> String {

@@ -1,7 +1,6 @@
 //! Helpers of the release tarball tests (tests/dist.rs, tests/dist_root.rs): the static binary,
 //! the tarball built from it, unpacking, file-tree listings, and running the scripts. Needs the
 //! including test to declare `mod common;` too.
-#![allow(dead_code)]
 
 use crate::common::weft;
 use sha2::{Digest, Sha256};

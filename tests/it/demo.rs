@@ -10,8 +10,7 @@
 //! the flanneld tests. Should a test fail half-way, a guard runs `demo.sh --down` on its state
 //! directory.
 
-mod common;
-use common::{require_root, unique, weft};
+use crate::common::{require_root, unique, weft};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,8 +1,7 @@
 //! Neighbours and FDB entries against the real kernel, inside throwaway namespaces, checked with
 //! `ip -j neigh` and `bridge -j fdb`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use weft::sys::netlink::{format_mac, Handle, IpFamily, Neighbour, VethOptions};

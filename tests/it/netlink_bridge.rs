@@ -1,8 +1,7 @@
 //! Bridge port settings and port VLANs against the real kernel, inside throwaway namespaces,
 //! checked with `bridge -j`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::{Command, Output};
 use weft::sys::netlink::{BridgePort, Handle, PortVlan, VethOptions};
 

@@ -1,8 +1,7 @@
 //! The bridge plugin against the real kernel: every cniVersion, every config key, failure
 //! paths that must leave nothing behind. Each test has its own "host" and container namespaces.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn bridge_conf(site: &Site, v: &str, extra: Value) -> String {

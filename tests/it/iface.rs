@@ -1,8 +1,7 @@
 //! The interface plumbing bridge and ptp share, against the kernel in throwaway namespaces:
 //! gateway addresses (ensureAddr), applying a result (ConfigureIface), the veth pair.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::fd::AsFd;
 use weft::cni::result::{CniResult, Interface, IpConfig, Route};
 use weft::plugins::iface::unregister::peer_in_this_namespace;

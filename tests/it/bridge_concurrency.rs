@@ -1,8 +1,7 @@
 //! 200 bridge ADDs into one network at once, then 200 DELs at once: distinct addresses, every
 //! container wired, and nothing left behind (links, reservations, masquerade chains).
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::collections::HashSet;
 

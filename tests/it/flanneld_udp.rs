@@ -2,10 +2,8 @@
 //! bridge, pods behind each host's cni0, traffic tunnelled through flannel0 over UDP 8285.
 //! A fourth "host" that is only a UDP socket plays an upstream flanneld on the wire.
 
-mod common;
-
-use common::overlay::{net_of, route_to, wait_for, wait_for_then, Testbed, UNDERLAY};
-use common::Netns;
+use crate::common::overlay::{net_of, route_to, wait_for, wait_for_then, Testbed, UNDERLAY};
+use crate::common::Netns;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};

@@ -1,7 +1,6 @@
 //! The netlink library against the real kernel, inside throwaway namespaces, checked with `ip -j`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::fd::AsFd;
 use weft::sys::netlink::{Route, VethOptions};
 

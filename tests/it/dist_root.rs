@@ -3,10 +3,8 @@
 //! runs its applet, the units pass `systemd-analyze verify`, and uninstall.sh leaves the root as
 //! it was, file for file.
 
-mod common;
-mod dist_support;
-use common::*;
-use dist_support::*;
+use crate::common::*;
+use crate::dist_support::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -6,8 +6,7 @@
 //! `WEFT_BLESS=1 cargo test --test mk_docker_opts reference` rewrites golden/ from reference.sh;
 //! `WEFT_MDO_REFERENCE=/path/to/mk-docker-opts.sh` runs the reference tests on upstream's script.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,5 @@
 //! Shared helpers for the black-box tests: run the built binary as a container runtime would,
 //! throwaway namespaces and directories that are removed on drop (also after a failed assertion).
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::io::Write;

@@ -12,8 +12,7 @@
 //! follow upstream's code and its test expectations. The Go bridge from /usr/lib/cni is used as
 //! an exec'd delegate in `go_bridge_as_exec_delegate_gives_the_same_result`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 

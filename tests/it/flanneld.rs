@@ -1,9 +1,7 @@
 //! flanneld against a real etcd (Debian etcd-server) in throwaway namespaces: three "hosts" on
 //! an underlay bridge, pods behind each host's cni0, traffic across hosts over vxlan and host-gw.
 
-mod common;
-
-use common::overlay::{net_of, route_to, wait_for, Testbed, ETCD_IP};
+use crate::common::overlay::{net_of, route_to, wait_for, Testbed, ETCD_IP};
 use serde_json::Value;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! fuzz targets' bodies (tests/fuzz/targets.rs), so what fuzzing found stays fixed without the
 //! nightly toolchain or cargo-fuzz. `make fuzz` adds to these directories.
 
-#[path = "fuzz/targets.rs"]
+#[path = "../fuzz/targets.rs"]
 mod targets;
 
 use std::path::Path;

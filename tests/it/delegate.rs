@@ -1,8 +1,7 @@
 //! Delegation from the library: in-process when the plugin on CNI_PATH is this very binary,
 //! exec otherwise (weft's own applet, the Go plugin, a script), with the spec's env and stdin.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use weft::cni::delegate;

@@ -3,10 +3,8 @@
 //! password auth (with short-lived tokens), and the health endpoints. Same testbed as
 //! tests/flanneld.rs: an underlay namespace with etcd at 192.168.77.254, hosts as namespaces on it.
 
-mod common;
-
-use common::overlay::{net_of, route_to, wait_for, wait_for_then, Host, Testbed, ETCD_IP};
-use common::TempDir;
+use crate::common::overlay::{net_of, route_to, wait_for, wait_for_then, Host, Testbed, ETCD_IP};
+use crate::common::TempDir;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

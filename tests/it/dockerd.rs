@@ -5,8 +5,7 @@
 //! host is used or left behind. Where dockerd cannot start at all, the test says so loudly and
 //! skips; where it refuses the options, it fails.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

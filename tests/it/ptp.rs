@@ -1,8 +1,7 @@
 //! The ptp plugin against the real kernel: every cniVersion, routes on both ends as the
 //! reference sets them, DNS rules, reachability of the host and of other containers.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn ptp_conf(site: &Site, v: &str, extra: Value) -> String {

@@ -7,10 +7,8 @@
 //! It packs the static binary (`make static`, which `make test` runs first) and checks it was
 //! built from the same source as this test.
 
-mod common;
-mod dist_support;
-use common::*;
-use dist_support::*;
+use crate::common::*;
+use crate::dist_support::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::process::Command;

@@ -1,7 +1,6 @@
 //! The multi-call binary: dispatch by name and by first argument, top-level options, --install.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::symlink;
 use std::process::Command;
 

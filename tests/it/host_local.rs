@@ -1,7 +1,6 @@
 //! host-local, black-box: the reference test cases, every cniVersion, GC, and bad input.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::Path;
 

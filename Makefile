@@ -7,8 +7,8 @@ DEB_PACKAGES := build-essential pkg-config protobuf-compiler libprotobuf-dev ca-
 	etcd-client openssl curl docker.io systemd shellcheck iputils-ping iperf3 jq file hyperfine \
 	time python3
 
-.PHONY: all build static check-static test validate bench demo demo-down dist vendor deps clean \
-	fuzz fuzz-tools
+.PHONY: all build static check-static lab test validate bench demo demo-down dist vendor deps \
+	clean fuzz fuzz-tools
 
 all: build
 
@@ -31,15 +31,20 @@ check-static: static
 	  if echo "$$out" | grep -q '=>'; then echo "weft is dynamically linked" >&2; exit 1; fi
 	$(STATIC_BIN) --version
 
+# The namespace lab (tests/lab) the tests, the demo and the benchmarks build their overlays in:
+# target/debug/weft-lab. Dev-only; never installed or shipped.
+lab:
+	$(CARGO) build --locked -p weft-lab
+
 validate:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 # Unit tests, then the black-box, differential and concurrency tests (root, throwaway netns).
-test: deps validate check-static
+test: deps validate check-static lab
 	scripts/test-summary.sh --locked -- --test-threads=4
 
-bench: deps static
+bench: deps static lab
 	mkdir -p target/bench
 	$(CARGO) bench --locked --bench encap | tee target/bench/encap.md
 	scripts/bench.sh $(STATIC_BIN)
@@ -50,11 +55,11 @@ bench: deps static
 # KEEP=1 leaves it running until `make demo-down`.
 BACKEND ?= vxlan
 KEEP ?=
-demo: deps static
+demo: deps static lab
 	BACKEND=$(BACKEND) KEEP=$(KEEP) scripts/demo.sh $(STATIC_BIN)
 
 # Removes what `make demo KEEP=1` left running (every demo recorded under /run/weft-demo).
-demo-down:
+demo-down: lab
 	scripts/demo.sh --down
 
 # The air-gapped release: target/dist/weft-VERSION-linux-x86_64.tar.gz (see scripts/dist.sh).

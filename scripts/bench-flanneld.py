@@ -288,7 +288,7 @@ def cold_start(backend, i, measure=True):
     name = f"c{'v' if backend == 'vxlan' else 'g'}{i}"
     n = COLD_IP[backend]
     etcd.delete_prefix(f"{PFX[('cold', backend)]}/subnets/")
-    add_host_port(name, n, f"c{cold_count[0]}")
+    add_host(name, n, port=f"c{cold_count[0]}")
     cold_count[0] += 1
     secs = start_flanneld(name, PFX[("cold", backend)])
     if measure:
@@ -296,21 +296,6 @@ def cold_start(backend, i, measure=True):
     stop_flanneld(name)
     ip("netns", "del", ns(name))
     del hosts[name]
-
-
-def add_host_port(name, n, port):
-    """add_host with an explicit underlay port name (cold hosts reuse an address)."""
-    ip("netns", "add", ns(name))
-    ip_batch("ul", [f"link add {port} type veth peer name eth0 netns {ns(name)}",
-                    f"link set {port} master ul0 up"])
-    ip_batch(name, ["link set lo up", f"addr add {UL_NET}.{n}/24 dev eth0", "link set eth0 up",
-                    f"route add default via {ETCD_IP}"])
-    d = os.path.join(tmp, "hosts", name)
-    os.makedirs(d, exist_ok=True)
-    for f in os.listdir(d):
-        if f == "subnet.env":
-            os.unlink(os.path.join(d, f))
-    hosts[name] = {"ip": f"{UL_NET}.{n}", "n": n, "dir": d}
 
 
 def restart(backend, measure=True, kind="restart", extra=()):
@@ -483,7 +468,7 @@ t_start = time.monotonic()
 phase_secs = {}
 load_before = open("/proc/loadavg").read().split()[:3]
 with session():
-    start_lab("wfb")  # this (still single-threaded) process now talks to etcd from the underlay
+    start_lab()  # this (still single-threaded) process now talks to etcd from the underlay
     for name, n in HOSTS.items():
         add_host(name, n)
     log(f"underlay, etcd and {len(HOSTS)} hosts up in {time.monotonic() - t_start:.1f} s")
@@ -515,10 +500,10 @@ with session():
         notes.append(f"hand-made flannel.1 differs from flanneld's: flanneld {json.dumps(dv)}, "
                      f"hand-made {json.dumps(dh)}")
         log(notes[-1])
-    targets = {"flanneld vxlan": ("vx1-p", pod_ip["vx2"]), "hand-made vxlan": ("hv1-p", pod_ip["hv2"]),
-               "flanneld host-gw": ("gw1-p", pod_ip["gw2"]), "hand-made host-gw": ("hg1-p", pod_ip["hg2"]),
+    targets = {"flanneld vxlan": ("vx1-p2", pod_ip["vx2"]), "hand-made vxlan": ("hv1-p2", pod_ip["hv2"]),
+               "flanneld host-gw": ("gw1-p2", pod_ip["gw2"]), "hand-made host-gw": ("hg1-p2", pod_ip["hg2"]),
                "underlay": ("hg1", hosts["hg2"]["ip"])}
-    for srv in ("vx2-p", "hv2-p", "gw2-p", "hg2-p", "hg2"):
+    for srv in ("vx2-p2", "hv2-p2", "gw2-p2", "hg2-p2", "hg2"):
         spawn(srv, ["iperf3", "-s"], os.path.join(tmp, f"iperf3-{srv}.log"))
     for path, (client, dst) in targets.items():
         ping_ok(client, dst)

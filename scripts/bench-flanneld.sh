@@ -31,26 +31,18 @@ set -euo pipefail
 
 usage() { echo "usage: $0 PATH/TO/weft [REPORT.md]" >&2; exit 2; }
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
-[ "$(id -u)" = 0 ] || { echo "bench-flanneld.sh needs root (it creates network namespaces)" >&2; exit 1; }
-[ -x "$1" ] || { echo "bench-flanneld.sh: $1 is not an executable file (run 'make static' first)" >&2; exit 1; }
-WEFT=$(readlink -f "$1")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPORT=${2:-$HERE/../target/bench/flanneld.md}
-for tool in ip bridge python3 etcd iperf3 iptables-restore ping sysctl; do
-    command -v "$tool" >/dev/null || { echo "bench-flanneld.sh: '$tool' not found (make deps)" >&2; exit 1; }
-done
-[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] ||
-    { echo "bench-flanneld.sh: flanneld needs br_netfilter (modprobe br_netfilter)" >&2; exit 1; }
-
 prefix="wfb-$$-"
 TAG=bench-flanneld.sh
 LOGS=${BENCH_FLANNELD_LOGS:-}
 # shellcheck source=scripts/benchlab.sh
 . "$HERE/benchlab.sh"
+lab_check "$1" bridge iptables-restore
 lab_trap
 
 start=$SECONDS
-lab_tmp bench-flanneld
+lab_up wfb
 lab_body "$HERE/bench-flanneld.py" "$tmp" "$WEFT" "$prefix" "$REPORT"
 line="flanneld benchmark run time: $((SECONDS - start)) s (set-up included, clean-up not)."
 echo "$line" | tee -a "$REPORT"

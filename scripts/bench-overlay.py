@@ -143,7 +143,7 @@ def phase_measure(targets):
                 watch = [h for h in (cli, srv) if h in flanneld]
                 d0 = {h: udp_counters(h) for h in watch if path in UDP_PATHS}
                 # Where 64-byte datagrams die at the end: the receiving iperf3's socket.
-                sink = srv if PATHS[path][3] is None else f"{srv}-p"
+                sink = srv if PATHS[path][3] is None else f"{srv}-p2"
                 r0 = udp_snmp(sink)["RcvbufErrors"] if kind == "udp64" else 0
                 c0 = {h: cpu_secs(flanneld[h].pid) for h in watch}
                 t0 = time.monotonic()
@@ -173,7 +173,7 @@ counters = {}
 sockbuf = {}  # udp host -> "rb / tb" KiB of flanneld's socket
 mem = {}
 with session():
-    start_lab("wob")  # this (single-threaded) process now talks to etcd from the underlay
+    start_lab()  # this (single-threaded) process now talks to etcd from the underlay
     for name, n in HOSTS.items():
         add_host(name, n)
 
@@ -197,11 +197,11 @@ with session():
             e = subnet_env(h)
             pod[h] = add_pod(h, e["FLANNEL_SUBNET"], e["FLANNEL_MTU"])
             hosts[h]["mtu"] = int(e["FLANNEL_MTU"])
-        targets[path] = (f"{cli}-p", pod[srv])
+        targets[path] = (f"{cli}-p2", pod[srv])
     for path, (client, dst) in targets.items():
         ping_ok(client, dst)
     for path, (label, cli, srv, backend, *_r) in PATHS.items():
-        server = srv if backend is None else f"{srv}-p"
+        server = srv if backend is None else f"{srv}-p2"
         spawn(server, ["iperf3", "-s"], os.path.join(tmp, f"iperf3-{server}.log"))
     time.sleep(0.5)
     for path in UDP_PATHS:

@@ -29,31 +29,23 @@ set -euo pipefail
 
 usage() { echo "usage: $0 PATH/TO/weft [REPORT.md]" >&2; exit 2; }
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
-[ "$(id -u)" = 0 ] || { echo "bench-overlay.sh needs root (it creates network namespaces)" >&2; exit 1; }
-[ -x "$1" ] || { echo "bench-overlay.sh: $1 is not an executable file (run 'make static' first)" >&2; exit 1; }
-WEFT=$(readlink -f "$1")
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT="$(cd "$HERE/.." && pwd)/target/bench"
 REPORT=${2:-$OUT/overlay.md}
 for v in BENCH_OVERLAY_SECS BENCH_OVERLAY_UDP_SECS BENCH_OVERLAY_ROUNDS; do
     [[ ${!v:-1} =~ ^[1-9][0-9]*$ ]] || { echo "bench-overlay.sh: $v must be a positive integer" >&2; exit 2; }
 done
-for tool in ip ss python3 etcd iperf3 iptables ping sysctl; do
-    command -v "$tool" >/dev/null || { echo "bench-overlay.sh: '$tool' not found (make deps)" >&2; exit 1; }
-done
-[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] ||
-    { echo "bench-overlay.sh: flanneld needs br_netfilter (modprobe br_netfilter)" >&2; exit 1; }
-[ -c /dev/net/tun ] || { echo "bench-overlay.sh: the udp backend needs /dev/net/tun (modprobe tun)" >&2; exit 1; }
-
 prefix="wob-$$-"
 TAG=bench-overlay.sh
 LOGS=${BENCH_OVERLAY_LOGS:-}
 # shellcheck source=scripts/benchlab.sh
 . "$HERE/benchlab.sh"
+lab_check "$1" ss iptables
+[ -c /dev/net/tun ] || lab_die "the udp backend needs /dev/net/tun (modprobe tun)"
 lab_trap
 
 start=$SECONDS
-lab_tmp bench-overlay
+lab_up wob
 mkdir -p "$OUT"
 lab_body "$HERE/bench-overlay.py" "$tmp" "$WEFT" "$prefix" "$REPORT" "$OUT/overlay.svg" "$OUT/overlay.json"
 if [ "${BENCH_OVERLAY_DOCS:-1}" != 0 ]; then

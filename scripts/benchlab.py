@@ -1,8 +1,12 @@
-"""The lab bench-flanneld.py and bench-overlay.py build their measurements in: an underlay
-namespace with bridge ul0 and etcd (192.168.77.254:2379), "hosts" plugged into ul0
-(192.168.77.N/24, default route via .254), pods behind a host's cni0, and the processes started
-inside them. Every namespace is named PREFIX*; every process is started inside one of them
-(setns between fork and exec) and stopped by stop_all().
+"""What bench-flanneld.py and bench-overlay.py share: the lab their measurements run in, and
+the processes they start inside it.
+
+The lab itself (an underlay namespace with bridge ul0 and etcd at 192.168.77.254:2379, "hosts"
+plugged into ul0 at 192.168.77.N/24, pods behind a host's cni0) is tests/lab, the one the tests
+and the demo use: benchlab.sh makes the underlay and etcd with `weft-lab up` and removes
+everything with `weft-lab down`; add_host and add_pod here call `weft-lab host` and `weft-lab
+pod`. Every namespace is named PREFIX*; every process is started inside one of them (setns
+between fork and exec, so that what is timed is fork+exec only) and stopped by stop_all().
 
 A script calls configure(TAG, PREFIX, TMP) first and then uses the names below as its own
 (`from benchlab import ...`); the shared state (procs, hosts, flanneld) is one object each.
@@ -29,8 +33,11 @@ _lab = {"tag": "bench", "prefix": "", "tmp": ""}
 
 
 def configure(tag, prefix, tmp):
-    """TAG starts every log line and error; PREFIX every namespace name; TMP holds host dirs."""
-    _lab.update(tag=tag, prefix=prefix, tmp=tmp)
+    """TAG starts every log line and error; PREFIX every namespace name; TMP is the lab's
+    directory. The lab command and its state file come from benchlab.sh (WEFT_LAB,
+    WEFT_LAB_STATE)."""
+    _lab.update(tag=tag, prefix=prefix, tmp=tmp, bin=os.environ.get("WEFT_LAB", ""),
+                state=os.environ.get("WEFT_LAB_STATE", ""))
 
 
 class BenchError(Exception):
@@ -252,55 +259,29 @@ etcd = Etcd()
 hosts = {}  # name -> dict(ip=..., n=..., dir=..., log=... once flanneld ran there)
 
 
-def make_underlay():
-    ip("netns", "add", ns("ul"))
-    # A fixed MAC: a bridge without one takes the lowest of its ports' and changes it as ports come
-    # and go (hosts added later), leaving every host's ARP entry for etcd stale, which costs a
-    # lost SYN and a 1 s retransmission now and then.
-    ip_batch("ul", ["link set lo up", "link add ul0 address 0e:fb:00:00:00:fe type bridge",
-                    f"addr add {ETCD_IP}/24 dev ul0", "link set ul0 up"])
+def lab(*args):
+    """`weft-lab CMD STATE ARGS...`: what it made, as JSON."""
+    cmd, rest = args[0], [str(a) for a in args[1:]]
+    return json.loads(run([_lab["bin"], cmd, _lab["state"], *rest]).stdout)
 
 
-def start_lab(name):
-    """The underlay, this process moved into it (call while single-threaded), and etcd (cluster
-    NAME, its data and log in TMP/etcd) answering there."""
-    make_underlay()
+def start_lab():
+    """Moves this process into the underlay that `weft-lab up` made (call while single-threaded)
+    and checks etcd answers there."""
     enter("ul")
-    etcd_dir = os.path.join(_lab["tmp"], "etcd")
-    os.makedirs(etcd_dir)
-    spawn("ul", ["etcd", "--name", name, "--data-dir", os.path.join(etcd_dir, "data"),
-                 "--listen-client-urls", ENDPOINT, "--advertise-client-urls", ENDPOINT,
-                 "--listen-peer-urls", "http://127.0.0.1:2380",
-                 "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-                 "--initial-cluster", f"{name}=http://127.0.0.1:2380"],
-          os.path.join(etcd_dir, "etcd.log"))
     wait_until("etcd to answer", 30, etcd.healthy, every=0.1)
 
 
-def add_host(name, n):
-    ip("netns", "add", ns(name))
-    ip_batch("ul", [f"link add u{n} type veth peer name eth0 netns {ns(name)}",
-                    f"link set u{n} master ul0 up"])
-    ip_batch(name, ["link set lo up", f"addr add {UL_NET}.{n}/24 dev eth0", "link set eth0 up",
-                    f"route add default via {ETCD_IP}"])
-    nsexec(name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    d = os.path.join(_lab["tmp"], "hosts", name)
-    os.makedirs(d, exist_ok=True)
-    hosts[name] = {"ip": f"{UL_NET}.{n}", "n": n, "dir": d}
+def add_host(name, n, port=None):
+    """Host NAME at 192.168.77.N, plugged into ul0 by port PORT (default uN); a host made again
+    under a name starts without the subnet.env its predecessor left."""
+    h = lab("host", name, n, *(["--port", port] if port else []))
+    hosts[name] = {"ip": h["ip"], "n": n, "dir": h["dir"]}
 
 
 def add_pod(host, gw_cidr, mtu):
-    """Pod namespace HOST-p behind cni0 (gw_cidr, e.g. 10.64.3.1/24) with address .2; returns it."""
-    gw, plen = gw_cidr.split("/")
-    pod_ip = gw.rsplit(".", 1)[0] + ".2"
-    pod = f"{host}-p"
-    ip("netns", "add", ns(pod))
-    ip_batch(host, ["link add cni0 type bridge", f"addr add {gw_cidr} dev cni0", "link set cni0 up",
-                    f"link add vp0 mtu {mtu} type veth peer name eth0 mtu {mtu} netns {ns(pod)}",
-                    "link set vp0 master cni0 up"])
-    ip_batch(pod, ["link set lo up", f"addr add {pod_ip}/{plen} dev eth0", "link set eth0 up",
-                   f"route add default via {gw}"])
-    return pod_ip
+    """Pod namespace HOST-p2 behind cni0 (gw_cidr, e.g. 10.64.3.1/24) with address .2; returns it."""
+    return lab("pod", host, 2, gw_cidr, mtu)["ip"]
 
 
 def subnet_env_path(host):

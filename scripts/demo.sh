@@ -5,14 +5,16 @@
 #   scripts/demo.sh --down [STATE]   tear down what a KEEP=1 run left (`make demo-down`): every
 #                                    state file in $DEMO_STATE_DIR, or the one given
 #
-# What it does, as root: installs the applets into a private temp directory (`weft --install`),
-# makes an "underlay" network namespace with a bridge (ul0, 192.168.77.254) and a real etcd on it,
-# three "host" namespaces plugged into that bridge (192.168.77.1-3), starts flanneld in each, adds
+# What it does, as root: has the lab (`weft-lab up`, tests/lab: the same testbed the tests and
+# benchmarks use) make an "underlay" network namespace with a bridge (ul0, 192.168.77.254) and a
+# real etcd on it, and three "host" namespaces plugged into that bridge (192.168.77.1-3); installs
+# the applets into the lab's temp directory (`weft --install`), starts flanneld in each host, adds
 # two "pods" per host through the flannel CNI plugin exactly as a container runtime would (CNI_*
 # environment, config on stdin, run from inside the host), shows the leases, subnet.env files and
 # what the backend programmed, pings every pod from every pod, runs one iperf3 across hosts, and
-# tears everything down again: CNI DEL for the pods, SIGTERM for flanneld and etcd, then the
-# namespaces (their links, routes and iptables chains go with them) and the temp directory. That
+# tears everything down again: CNI DEL for the pods, then `weft-lab down` (SIGTERM for flanneld and
+# etcd, then the namespaces, whose links, routes and iptables chains go with them, and the temp
+# directory). That
 # happens on every exit path, failure and Ctrl-C included. Nothing is made in the machine's own
 # network namespace, and no packet leaves the namespaces made here.
 #
@@ -25,6 +27,8 @@
 #   DEMO_ETCD_PORT=2379        etcd's client port (the peer port is the next one)
 #   DEMO_STATE_DIR=/run/weft-demo  where a run records what it made (for teardown and demo-down)
 #   DEMO_SUMMARY=FILE          write a machine-readable summary there (the state file + results)
+#   WEFT_LAB=PATH              the lab command (default target/debug/weft-lab, which `make demo`
+#                              builds: cargo build -p weft-lab)
 #
 # shellcheck disable=SC2317 # (functions called through trap and wait_until are reachable)
 set -euo pipefail
@@ -53,46 +57,23 @@ since() { local t=$(($(now_ms) - $1)); printf '%d.%d s' $((t / 1000)) $((t % 100
 
 # ---------------------------------------------------------------------------------------------
 # Teardown, from a state file alone: the same code for the end of a run, a failure, Ctrl-C and
-# `make demo-down`. A state file has one record per line, each written before the thing is made
-# (a process: as soon as it is started):
-#   tmp DIR | netns NAME | pod HOSTNS CONTAINERID PODNS CONFFILE | proc PID NAME | result KEY VALUE
-
-# Whether PID is alive and one of ours (its command line names our temp dir: flanneld runs from
-# it, etcd and the iperf3 server keep their data or log there): a pid recorded by an old run may
-# since belong to someone else.
-ours_pid() {
-    local pid=$1 tmpdir=$2
-    [ -r "/proc/$pid/cmdline" ] || return 1
-    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$tmpdir/"
-}
-
-# SIGTERM, then SIGKILL after 5 s. Reaps it if it is our child.
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        if [ ! -d "/proc/$pid" ] || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
-            wait "$pid" 2>/dev/null || true
-            return 0
-        fi
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+# `make demo-down`. The state file is the lab's ledger (tests/lab/src/ledger.rs: tmp, netns and
+# proc records, each written before the thing is made), to which the demo adds its own:
+#   pod HOSTNS CONTAINERID PODNS CONFFILE | result KEY VALUE
+LAB=${WEFT_LAB:-$HERE/../target/debug/weft-lab}
+need_lab() {
+    [ -x "$LAB" ] || die "the lab command $LAB is missing" "build it: cargo build -p weft-lab (make demo does)"
 }
 
 teardown() {
-    local state=$1 kind a b c d tmpdir="" n_pods=0 n_procs=0 n_ns=0 pid ns left
-    local -a pods=() procs=() nss=()
+    local state=$1 kind a b c d tmpdir="" n_pods=0 out
+    local -a pods=()
     [ -f "$state" ] || return 0
     set +e
     while read -r kind a b c d; do
         case $kind in
             tmp) tmpdir=$a ;;
-            netns) nss+=("$a") ;;
             pod) pods+=("$a $b $c $d") ;;
-            proc) procs+=("$a") ;;
         esac
     done <"$state"
 
@@ -109,47 +90,16 @@ teardown() {
             n_pods=$((n_pods + 1))
         fi
     done
-    # Processes: iperf3, flanneld, etcd (newest first), SIGTERM and wait.
-    for ((i = ${#procs[@]} - 1; i >= 0; i--)); do
-        pid=${procs[i]}
-        if [ -n "$tmpdir" ] && ours_pid "$pid" "$tmpdir"; then
-            stop_pid "$pid"
-            n_procs=$((n_procs + 1))
-        fi
-    done
-    # Anything else still running inside our namespaces (deleting a namespace does not stop
-    # what runs in it): a process whose pid the state file missed.
-    for ns in "${nss[@]}"; do
-        [ -e "/run/netns/$ns" ] || continue
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do
-            [ "$pid" != $$ ] && stop_pid "$pid" && n_procs=$((n_procs + 1))
-        done
-    done
-    # Namespaces, newest first: pods, hosts, the underlay. Their links, routes, FDB entries and
-    # iptables chains go with them.
-    for ((i = ${#nss[@]} - 1; i >= 0; i--)); do
-        ns=${nss[i]}
-        if [ -e "/run/netns/$ns" ]; then
-            ip netns del "$ns" && n_ns=$((n_ns + 1))
-        fi
-    done
-    [ -n "$tmpdir" ] && [ -d "$tmpdir" ] && rm -rf "$tmpdir"
-    rm -f "$state"
+    # Then the lab: iperf3, flanneld and etcd (newest first, SIGTERM and wait), anything else
+    # still running in its namespaces, the namespaces, the temp dir and the state file.
+    out=$("$LAB" down "$state") || return 1
     rmdir "$(dirname "$state")" 2>/dev/null
-
-    left=()
-    for ns in "${nss[@]}"; do [ -e "/run/netns/$ns" ] && left+=("netns $ns"); done
-    [ -n "$tmpdir" ] && [ -e "$tmpdir" ] && left+=("$tmpdir")
-    if [ ${#left[@]} -eq 0 ]; then
-        say "CNI DEL for $(plural "$n_pods" pod), stopped $(plural "$n_procs" process), deleted $(plural "$n_ns" namespace) and ${tmpdir:-no temp dir}: nothing left behind"
-    else
-        echo "demo: could not remove: ${left[*]}" >&2
-        return 1
-    fi
+    say "CNI DEL for $(plural "$n_pods" pod), $out"
 }
 
 if [ "${1:-}" = --down ]; then
     [ "$(id -u)" = 0 ] || die "demo-down needs root"
+    need_lab
     shift
     files=("$@")
     if [ ${#files[@]} -eq 0 ]; then
@@ -188,6 +138,7 @@ if ! [[ $port =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65534 ]; then
 fi
 [[ $IPERF_TIME =~ ^[0-9]+$ ]] || die "IPERF_TIME must be a number of seconds, not '$IPERF_TIME'"
 [ "$(id -u)" = 0 ] || die "the demo needs root: it creates network namespaces" "run: sudo make demo"
+need_lab
 
 bin_arg=${1:-$HERE/../target/static/weft}
 { [ -f "$bin_arg" ] && [ -x "$bin_arg" ]; } ||
@@ -222,7 +173,6 @@ state=$STATE_DIR/$id.state
 for ns in $(ip netns list | awk '{print $1}'); do
     [[ $ns != "$prefix"-* ]] || die "namespace $ns already exists" "remove it first: make demo-down"
 done
-: >"$state"
 record() { echo "$*" >>"$state"; }
 tmp=""
 interrupted=""
@@ -260,9 +210,6 @@ EOF
 trap on_exit EXIT
 trap 'interrupted=1; exit 130' INT
 trap 'interrupted=1; exit 143' TERM
-tmp=$(mktemp -d "/tmp/$prefix.XXXXXX")
-record tmp "$tmp"
-bin=$tmp/bin
 
 # Waits up to $1 seconds for the command to succeed; fails with the rest of the message.
 wait_until() {
@@ -279,78 +226,43 @@ ctl() { ip netns exec "$ul" env ETCDCTL_API=3 etcdctl --endpoints "$endpoint" "$
 
 # ---------------------------------------------------------------------------------------------
 step "$("$WEFT" --version): a flannel overlay on this machine, backend $BACKEND"
-say "everything lives in network namespaces $prefix-* and in $tmp;"
+say "everything lives in network namespaces $prefix-* and in a temp dir;"
 say "the machine's own interfaces, routes and firewall are not touched"
 
-step "weft --install $bin"
-"$WEFT" --install "$bin" >"$tmp/install.log" 2>&1 || die "weft --install failed: $(cat "$tmp/install.log")"
-say "applets: $(find "$bin" -type l -printf '%f\n' | sort | tr '\n' ' ')"
-
-step "underlay: namespace $ul, bridge ul0 $ETCD_IP/24 (the hosts' \"LAN\")"
-record netns "$ul"
-ip netns add "$ul"
-ip -n "$ul" link set lo up
-ip -n "$ul" link add ul0 type bridge
-ip -n "$ul" addr add "$ETCD_IP/24" dev ul0
-ip -n "$ul" link set ul0 up
+step "the lab: underlay $ul (bridge ul0, $ETCD_IP/24, the hosts' \"LAN\"), etcd $(etcd --version | awk '/etcd Version/ {print $3}') on it, three hosts"
+say "weft-lab up $state --prefix $prefix- --hosts 3 --etcd-port $port --etcd-name demo"
+t=$(now_ms)
+# etcd listens inside the underlay namespace, where nothing else runs: its ports are free
+# whatever listens on the machine itself.
+lab=$("$LAB" up "$state" --prefix "$prefix-" --hosts 3 --etcd-port "$port" --etcd-name demo) ||
+    die "the lab did not come up (weft-lab's error above; KEEP=1 keeps what it made)" \
+        "the demo needs Debian's etcd-server (3.4): make deps"
+tmp=$(jq -r .dir <<<"$lab")
+endpoint=$(jq -r .endpoint <<<"$lab")
+bin=$tmp/bin
+say "etcd healthy on $endpoint (data and log in $tmp/etcd), hosts up, after $(since "$t")"
+n=0
+for h in "${HOSTS[@]}"; do
+    n=$((n + 1))
+    host_ns[$h]=$prefix-$h
+    host_ip[$h]=$(jq -r ".hosts[$((n - 1))].ip" <<<"$lab")
+    say "host $h: namespace ${host_ns[$h]}, eth0 = ${host_ip[$h]}/24 on ul0, default route via $ETCD_IP"
+done
 if [ "$BACKEND" = vxlan ]; then
     ip -n "$ul" link add wdvx type vxlan id 42 dstport 0 nolearning 2>"$tmp/vxlan.err" ||
         die "the kernel cannot make a vxlan device: $(cat "$tmp/vxlan.err")" \
             "load the driver with: modprobe vxlan (kernel CONFIG_VXLAN), or try BACKEND=host-gw"
     ip -n "$ul" link del wdvx
 fi
-
-# etcd listens inside the underlay namespace, where nothing else runs: its ports are free by
-# construction, whatever listens on the machine itself. Checked anyway, for a clear message.
-peer_port=$((port + 1))
-endpoint=http://$ETCD_IP:$port
-for p in "$port" "$peer_port"; do
-    if ip netns exec "$ul" ss -Hltn "sport = :$p" | grep -q .; then
-        die "port $p is already in use in $ul" "choose another: DEMO_ETCD_PORT=N"
-    fi
-done
-step "etcd $(etcd --version | awk '/etcd Version/ {print $3}') on $endpoint (data in $tmp/etcd)"
-t=$(now_ms)
-setsid ip netns exec "$ul" etcd --name demo --data-dir "$tmp/etcd" \
-    --listen-client-urls "$endpoint" --advertise-client-urls "$endpoint" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "demo=http://127.0.0.1:$peer_port" \
-    --logger zap --log-outputs stderr </dev/null >/dev/null 2>"$tmp/etcd.log" &
-etcd_pid=$!
-record proc "$etcd_pid" etcd
-# Up: it answers (or it exited: no point waiting).
-etcd_up() { ! alive "$etcd_pid" || ctl --dial-timeout 1s --command-timeout 1s endpoint health >/dev/null 2>&1; }
-if ! wait_until 30 etcd_up || ! alive "$etcd_pid"; then
-    echo "demo: etcd $(alive "$etcd_pid" && echo "did not answer in 30 s" || echo exited); the end of its log ($tmp/etcd.log):" >&2
-    tail -n 12 "$tmp/etcd.log" | indent >&2
-    die "etcd failed to start" "see its log above (KEEP=1 keeps it); the demo needs Debian's etcd-server (3.4): make deps"
-fi
-say "healthy after $(since "$t")"
 config=$(printf '{"Network":"%s","SubnetLen":24,"Backend":{"Type":"%s"}}' "$NETWORK" "$BACKEND")
 say "ETCDCTL_API=3 etcdctl put /coreos.com/network/config '$config'"
 ctl put /coreos.com/network/config "$config" >/dev/null
 
-# ---------------------------------------------------------------------------------------------
-step "three hosts on the underlay: namespaces $prefix-h1..h3, eth0 = $UNDERLAY.1..3, default route via $ETCD_IP"
-n=0
-for h in "${HOSTS[@]}"; do
-    n=$((n + 1))
-    ns=$prefix-$h
-    host_ns[$h]=$ns
-    host_ip[$h]=$UNDERLAY.$n
-    mkdir -p "$tmp/$h"
-    record netns "$ns"
-    ip netns add "$ns"
-    ip -n "$ul" link add "u$n" type veth peer name eth0 netns "$ns"
-    ip -n "$ul" link set "u$n" master ul0 up
-    ip -n "$ns" addr add "${host_ip[$h]}/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
-    ip -n "$ns" route add default via "$ETCD_IP"
-    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
-done
+step "weft --install $bin"
+"$WEFT" --install "$bin" >"$tmp/install.log" 2>&1 || die "weft --install failed: $(cat "$tmp/install.log")"
+say "applets: $(find "$bin" -type l -printf '%f\n' | sort | tr '\n' ' ')"
 
+# ---------------------------------------------------------------------------------------------
 step "flanneld in each host"
 say "flanneld -etcd-endpoints=$endpoint -iface=eth0 -ip-masq -subnet-file=$tmp/hN/subnet.env"
 for h in "${HOSTS[@]}"; do

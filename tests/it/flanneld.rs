@@ -1,7 +1,7 @@
 //! flanneld against a real etcd (Debian etcd-server) in throwaway namespaces: three "hosts" on
 //! an underlay bridge, pods behind each host's cni0, traffic across hosts over vxlan and host-gw.
 
-use crate::common::overlay::{net_of, route_to, wait_for, Testbed, ETCD_IP};
+use crate::common::overlay::{lab, net_of, route_to, wait_for, Lab, ETCD_IP};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ const NET: &str = r#"{"Network":"10.45.0.0/16","Backend":{"Type":"vxlan"}}"#;
 
 #[test]
 fn vxlan_three_hosts_pods_reach_each_other_and_a_removed_lease_is_unprogrammed() {
-    let mut tb = Testbed::new(3);
+    let mut tb = lab(3);
     tb.set_config(NET);
     tb.start_all(&[]);
 
@@ -164,7 +164,7 @@ fn vxlan_three_hosts_pods_reach_each_other_and_a_removed_lease_is_unprogrammed()
 
 #[test]
 fn host_gw_routes_via_peers_with_masquerade_and_forward_rules() {
-    let mut tb = Testbed::new(3);
+    let mut tb = lab(3);
     tb.set_config(r#"{"Network":"10.46.0.0/16","Backend":{"Type":"host-gw"}}"#);
     tb.start_all(&["-ip-masq"]);
     let env = tb.hosts[1].wait_env();
@@ -258,7 +258,7 @@ fn host_gw_routes_via_peers_with_masquerade_and_forward_rules() {
 
 #[test]
 fn restart_keeps_the_subnet_and_the_data_plane() {
-    let mut tb = Testbed::new(2);
+    let mut tb = lab(2);
     tb.set_config(NET);
     tb.start_all(&[]);
     let ips = tb.add_pods();
@@ -295,7 +295,7 @@ fn restart_keeps_the_subnet_and_the_data_plane() {
 
 #[test]
 fn garbage_in_etcd_is_logged_and_skipped() {
-    let mut tb = Testbed::new(2);
+    let mut tb = lab(2);
     // A malformed config first: flanneld says why and keeps retrying.
     tb.set_config(r#"{"Network":"10.47.0.0/16","#);
     let ep = tb.etcd.endpoint.clone();
@@ -345,7 +345,7 @@ fn garbage_in_etcd_is_logged_and_skipped() {
 
 #[test]
 fn vxlan_dual_stack_leases_devices_and_pods_reach_each_other_over_ipv6() {
-    let mut tb = Testbed::new(0);
+    let mut tb = lab(0);
     tb.ul
         .ip(&["addr", "add", "fd77::fe/64", "dev", "ul0", "nodad"]);
     for i in 0..2 {
@@ -427,7 +427,7 @@ fn vxlan_dual_stack_leases_devices_and_pods_reach_each_other_over_ipv6() {
     assert!(tb.hosts[1].pods[0].ping(&ips[0]));
 }
 
-fn pods_v4(tb: &Testbed) -> Vec<String> {
+fn pods_v4(tb: &Lab) -> Vec<String> {
     tb.hosts
         .iter()
         .map(|h| {
@@ -439,7 +439,7 @@ fn pods_v4(tb: &Testbed) -> Vec<String> {
 
 #[test]
 fn a_new_network_leaves_no_address_of_the_old_one_on_the_device() {
-    let mut tb = Testbed::new(1);
+    let mut tb = lab(1);
     tb.set_config(NET);
     tb.start_all(&[]);
     let old = tb.hosts[0].subnet();

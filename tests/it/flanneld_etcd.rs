@@ -3,7 +3,9 @@
 //! password auth (with short-lived tokens), and the health endpoints. Same testbed as
 //! tests/flanneld.rs: an underlay namespace with etcd at 192.168.77.254, hosts as namespaces on it.
 
-use crate::common::overlay::{net_of, route_to, wait_for, wait_for_then, Host, Testbed, ETCD_IP};
+use crate::common::overlay::{
+    lab, lab_with_etcd, net_of, route_to, wait_for, wait_for_then, Host, Lab, ETCD_IP,
+};
 use crate::common::TempDir;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -22,7 +24,7 @@ fn assert_alive(h: &mut Host) {
 }
 
 /// Pods (one per host, .2) and a ping from every pod to every other.
-fn pods_ping(tb: &mut Testbed) -> Vec<String> {
+fn pods_ping(tb: &mut Lab) -> Vec<String> {
     let ips: Vec<String> = (0..tb.hosts.len())
         .map(|i| tb.hosts[i].add_pod(2))
         .collect();
@@ -30,7 +32,7 @@ fn pods_ping(tb: &mut Testbed) -> Vec<String> {
     ips
 }
 
-fn ping_all(tb: &Testbed, ips: &[String]) {
+fn ping_all(tb: &Lab, ips: &[String]) {
     for (i, h) in tb.hosts.iter().enumerate() {
         for (j, ip) in ips.iter().enumerate() {
             if i != j {
@@ -53,7 +55,7 @@ fn wait_route(h: &Host, dst: &str, limit: Duration) -> Value {
 }
 
 /// A vxlan lease for a host that does not exist, as another flanneld would write it.
-fn put_vxlan_lease(tb: &Testbed, key: &str, public_ip: &str, mac: &str) {
+fn put_vxlan_lease(tb: &Lab, key: &str, public_ip: &str, mac: &str) {
     tb.etcd.put(
         &format!("{SUBNETS}/{key}"),
         &format!(
@@ -66,7 +68,7 @@ fn put_vxlan_lease(tb: &Testbed, key: &str, public_ip: &str, mac: &str) {
 fn twenty_flanneld_started_at_once_get_twenty_distinct_subnets() {
     const N: usize = 20;
     let started = Instant::now();
-    let mut tb = Testbed::new(N);
+    let mut tb = lab(N);
     // Exactly 20 subnets for 20 hosts: every choice collides with the others' until the end, so
     // the create-if-absent race is lost and retried many times, and a lease taken twice or a
     // lost race given up on leaves a host without a subnet.
@@ -131,7 +133,7 @@ const VXLAN: &str = r#"{"Network":"10.45.0.0/16","Backend":{"Type":"vxlan"}}"#;
 
 #[test]
 fn etcd_down_for_30s_traffic_flows_and_the_watch_resumes() {
-    let mut tb = Testbed::new(2);
+    let mut tb = lab(2);
     tb.set_config(VXLAN);
     tb.start_all(&[]);
     let ips = pods_ping(&mut tb);
@@ -346,7 +348,7 @@ fn etcd_with_tls_and_client_certificates() {
         "--key".into(),
         s(&pki.path("client.key")),
     ];
-    let mut tb = Testbed::with_etcd(3, "https", extra, ctl);
+    let mut tb = lab_with_etcd(3, "https", extra, ctl);
     assert_eq!(tb.etcd.endpoint, format!("https://{ETCD_IP}:2379"));
     tb.set_config(VXLAN);
     let ep = tb.etcd.endpoint.clone();
@@ -402,7 +404,7 @@ fn etcd_with_tls_and_client_certificates() {
 #[test]
 fn etcd_with_user_and_password_and_short_lived_tokens() {
     // Simple tokens (the default) live 2 s here instead of 300 s.
-    let mut tb = Testbed::with_etcd(
+    let mut tb = lab_with_etcd(
         3,
         "http",
         vec!["--auth-token-ttl".into(), "2".into()],
@@ -492,7 +494,7 @@ fn etcd_with_user_and_password_and_short_lived_tokens() {
 #[test]
 fn healthz_and_readyz() {
     const PORT: u16 = 8471;
-    let mut tb = Testbed::new(1);
+    let mut tb = lab(1);
     let ep = tb.etcd.endpoint.clone();
     // No config yet: alive but not ready.
     tb.hosts[0].start_flanneld(&ep, &["-healthz-port=8471"]);
@@ -529,7 +531,7 @@ fn tls_files_with_http_endpoints_mean_plaintext_as_upstream() {
     // Upstream decides by the endpoint's scheme: http:// is plaintext even with TLS files given
     // (a unit that sets FLANNELD_ETCD_CAFILE & co. while etcd still speaks http keeps working).
     let pki = Pki::new();
-    let mut tb = Testbed::new(1);
+    let mut tb = lab(1);
     tb.set_config(VXLAN);
     let ep = tb.etcd.endpoint.clone();
     let flags = [
@@ -563,7 +565,7 @@ fn hostile_leases_never_touch_the_hosts_routes_host_gw() {
 /// cannot be programmed (a broadcast VtepMAC, a loopback PublicIP): refused, and deleting them
 /// removes nothing of the host's; a good peer beside them is still healed.
 fn hostile_leases_are_refused(backend: &str) {
-    let mut tb = Testbed::new(2);
+    let mut tb = lab(2);
     tb.set_config(&format!(
         r#"{{"Network":"10.48.0.0/16","Backend":{{"Type":"{backend}"}}}}"#
     ));
@@ -631,7 +633,7 @@ fn hostile_leases_are_refused(backend: &str) {
 /// and a watch resumed from the old revision would wait for changes that never come.
 #[test]
 fn etcd_wiped_under_running_daemons_gets_their_leases_back() {
-    let mut tb = Testbed::new(2);
+    let mut tb = lab(2);
     tb.set_config(VXLAN);
     tb.start_all(&[]);
     let ips = pods_ping(&mut tb);
@@ -641,7 +643,7 @@ fn etcd_wiped_under_running_daemons_gets_their_leases_back() {
     }
     let subnets: Vec<String> = tb.hosts.iter().map(|h| h.subnet()).collect();
     tb.etcd.stop();
-    std::fs::remove_dir_all(tb.etcd.dir.path().join("data")).unwrap();
+    std::fs::remove_dir_all(tb.etcd.dir.join("data")).unwrap();
     tb.etcd.launch();
     tb.set_config(VXLAN);
     for s in &subnets {
@@ -690,7 +692,7 @@ fn etcd_wiped_under_running_daemons_gets_their_leases_back() {
 /// writes its own VTEP into it; the first must notice rather than lose its pods' traffic.
 #[test]
 fn a_second_host_with_our_public_ip_is_noticed_and_named() {
-    let mut tb = Testbed::new(2);
+    let mut tb = lab(2);
     tb.set_config(VXLAN);
     let ep = tb.etcd.endpoint.clone();
     tb.hosts[0].start_flanneld(&ep, &[]);

@@ -2,7 +2,7 @@
 //! bridge, pods behind each host's cni0, traffic tunnelled through flannel0 over UDP 8285.
 //! A fourth "host" that is only a UDP socket plays an upstream flanneld on the wire.
 
-use crate::common::overlay::{net_of, route_to, wait_for, wait_for_then, Testbed, UNDERLAY};
+use crate::common::overlay::{lab, net_of, route_to, wait_for, wait_for_then, UNDERLAY};
 use crate::common::Netns;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -31,7 +31,7 @@ fn fill(buf: &mut [u8], state: &mut u64) {
 
 #[test]
 fn udp_is_the_default_and_carries_small_full_sized_and_bulk_traffic() {
-    let mut tb = Testbed::new(3);
+    let mut tb = lab(3);
     tb.set_config(NET);
     tb.start_all(&[]);
 
@@ -142,7 +142,7 @@ fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, id: u16, ttl: u8) -> Vec<u8> {
 
 #[test]
 fn a_bare_udp_peer_in_upstream_format_talks_to_a_pod_and_bad_input_is_counted() {
-    let mut tb = Testbed::new(2);
+    let mut tb = lab(2);
     tb.set_config(NET);
     tb.start_all(&[]);
     let ips = tb.add_pods();
@@ -271,7 +271,7 @@ fn a_bare_udp_peer_in_upstream_format_talks_to_a_pod_and_bad_input_is_counted() 
 
 #[test]
 fn a_restart_and_a_deleted_device_bring_the_data_path_back() {
-    let mut tb = Testbed::new(2);
+    let mut tb = lab(2);
     tb.set_config(NET);
     tb.start_all(&[]);
     let ips = tb.add_pods();

@@ -1,12 +1,13 @@
-//! Shared helpers for the black-box tests: run the built binary as a container runtime would,
-//! throwaway namespaces and directories that are removed on drop (also after a failed assertion).
+//! Shared helpers for the black-box tests: run the built binary as a container runtime would.
+//! Throwaway namespaces and directories (removed on drop, also after a failed assertion) come
+//! from the lab crate (tests/lab), as does the flannel testbed ([`overlay`]).
 
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
+pub use weft_lab::{require_root, unique, Netns, TempDir};
 
 pub const GO_DIR: &str = "/usr/lib/cni";
 pub const VERSIONS: [&str; 7] = [
@@ -14,26 +15,6 @@ pub const VERSIONS: [&str; 7] = [
 ];
 /// The Go plugins packaged by Debian (1.1.1) stop at 1.0.0.
 pub const GO_VERSIONS: [&str; 6] = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"];
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-pub fn unique(tag: &str) -> String {
-    format!(
-        "wt{tag}{}x{}",
-        std::process::id() % 100_000,
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Root-only tests fail loudly rather than pass quietly when they cannot run.
-pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    assert_eq!(
-        uid, 0,
-        "this test needs root: it creates network namespaces"
-    );
-}
 
 /// The binary under test: cargo's build of it, or the one `WEFT_TEST_BIN` names, so the suite
 /// can run against the release artifact (`WEFT_TEST_BIN=$PWD/target/static/weft`).
@@ -69,69 +50,6 @@ pub fn go_plugin(name: &str) -> PathBuf {
         "{p:?} missing: install Debian's containernetworking-plugins (make deps)"
     );
     p
-}
-
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(unique(&format!("-{tag}-")));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A network namespace that exists for the life of the value.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new(tag: &str) -> Netns {
-        require_root();
-        let name = unique(tag);
-        let st = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap();
-        assert!(st.success(), "ip netns add {name}");
-        Netns { name }
-    }
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
-    }
-    /// Runs `ip -n NAME ARGS...` and returns stdout.
-    pub fn ip(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(&self.name)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ip {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    }
-    pub fn lo_up(&self) -> bool {
-        let j: Value = serde_json::from_str(&self.ip(&["-j", "link", "show", "lo"])).unwrap();
-        j[0]["flags"].as_array().unwrap().iter().any(|f| f == "UP")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
 }
 
 /// What a plugin run returned.
@@ -320,74 +238,17 @@ pub fn reserved_ips(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-impl Netns {
-    /// `ip -j ARGS...` inside the namespace, parsed (`[]` for empty output).
-    pub fn ipj(&self, args: &[&str]) -> Value {
-        let mut a = vec!["-j"];
-        a.extend_from_slice(args);
-        let out = self.ip(&a);
-        if out.trim().is_empty() {
-            return Value::Array(Vec::new());
-        }
-        serde_json::from_str(&out).unwrap()
-    }
-    /// `bridge -j ARGS...` inside the namespace, parsed (`[]` for empty output, which `bridge`
-    /// prints for some empty answers).
-    pub fn bridgej(&self, args: &[&str]) -> Value {
-        let out = Command::new("bridge")
-            .args(["-n", &self.name, "-j"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "bridge {args:?}: {out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
-        if text.trim().is_empty() {
-            return Value::Array(Vec::new());
-        }
-        serde_json::from_str(&text).unwrap()
-    }
+/// A netlink handle inside a namespace, for the tests of weft's own netlink layer.
+pub trait NetlinkIn {
+    fn handle(&self) -> (weft::sys::netns::NetNs, weft::sys::netlink::Handle);
+}
+
+impl NetlinkIn for Netns {
     /// The namespace opened, and a netlink handle inside it.
-    pub fn handle(&self) -> (weft::sys::netns::NetNs, weft::sys::netlink::Handle) {
+    fn handle(&self) -> (weft::sys::netns::NetNs, weft::sys::netlink::Handle) {
         let n = weft::sys::netns::NetNs::open(self.path()).unwrap();
         let h = weft::sys::netlink::Handle::open_in(&n).unwrap();
         (n, h)
-    }
-    /// Runs `cmd ARGS...` inside the namespace; returns (success, stdout+stderr).
-    pub fn exec(&self, cmd: &[&str]) -> (bool, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(cmd)
-            .output()
-            .unwrap();
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
-    }
-    /// Link names in the namespace, sorted.
-    pub fn link_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .ipj(&["link", "show"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["ifname"].as_str().unwrap().to_string())
-            .collect();
-        v.sort();
-        v
-    }
-    /// `ping -c1` from inside the namespace.
-    pub fn ping(&self, ip: &str) -> bool {
-        self.exec(&["ping", "-c", "1", "-W", "2", ip]).0
-    }
-    /// `iptables -t nat -S` (or ip6tables) inside the namespace.
-    pub fn nat_rules(&self, v6: bool) -> Vec<String> {
-        let prog = if v6 { "ip6tables" } else { "iptables" };
-        let (ok, out) = self.exec(&[prog, "-w", "-t", "nat", "-S"]);
-        assert!(ok, "{out}");
-        out.lines()
-            .filter(|l| !l.starts_with("-P "))
-            .map(str::to_string)
-            .collect()
     }
 }
 

@@ -148,13 +148,7 @@ impl Plugin for Bridge {
         if bc.has_ipam {
             iface::configure_iface(&ns, &cont, &pair.container, &result)?;
             if bc.ip_masq {
-                let nets: Vec<_> = result.ips.iter().map(|i| i.address).collect();
-                let backend = bc.ip_masq_backend;
-                masq::setup_ip_masq(backend, &nets, &conf.name, ifname, &args.container_id)
-                    .context("failed to setup IP masquerade")?;
-                undo.push("remove the masquerade rules", move || {
-                    masq::teardown_ip_masq(&nets, &conf.name, ifname, &args.container_id)
-                });
+                iface::masquerade(&mut undo, bc.ip_masq_backend, &result, &conf.name, args)?;
             }
         } else if !bc.disable_container_interface {
             cont.set_link_up(pair.container.index, true)

@@ -18,6 +18,26 @@ pub use veth::{
     wait_oper_up_notified, VethPair,
 };
 
+/// `ipMasq`: masquerades traffic from the result's addresses leaving for outside the network,
+/// and records in `undo` how to remove the rules again.
+pub fn masquerade<'a>(
+    undo: &mut crate::plugins::undo::Undo<'a>,
+    backend: Option<crate::sys::firewall::masq::MasqBackend>,
+    result: &crate::cni::result::CniResult,
+    net_name: &'a str,
+    args: &'a crate::cni::CmdArgs,
+) -> anyhow::Result<()> {
+    use crate::sys::firewall::masq;
+    use anyhow::Context;
+    let nets: Vec<_> = result.ips.iter().map(|i| i.address).collect();
+    masq::setup_ip_masq(backend, &nets, net_name, &args.ifname, &args.container_id)
+        .context("failed to setup IP masquerade")?;
+    undo.push("remove the masquerade rules", move || {
+        masq::teardown_ip_masq(&nets, net_name, &args.ifname, &args.container_id)
+    });
+    Ok(())
+}
+
 /// A config's `mtu`: 0 is the kernel's default; otherwise what a link can take (68..65535).
 pub fn mtu_from_config(mtu: i64) -> Result<Option<u32>, crate::cni::Error> {
     match mtu {

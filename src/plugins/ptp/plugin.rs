@@ -69,13 +69,7 @@ impl Plugin for Ptp {
         ptplib::set_container_routes(&cont, &pair.container, &result.ips)?;
         ptplib::set_host_side(&host, &pair.host, &result.ips)?;
         if pc.ip_masq {
-            let nets: Vec<_> = result.ips.iter().map(|i| i.address).collect();
-            let backend = pc.ip_masq_backend;
-            masq::setup_ip_masq(backend, &nets, &conf.name, &args.ifname, &args.container_id)
-                .context("failed to setup IP masquerade")?;
-            undo.push("remove the masquerade rules", move || {
-                masq::teardown_ip_masq(&nets, &conf.name, &args.ifname, &args.container_id)
-            });
+            iface::masquerade(&mut undo, pc.ip_masq_backend, &result, &conf.name, args)?;
         }
         if let Some(dns) = pc.dns {
             result.dns = dns;

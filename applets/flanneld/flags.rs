@@ -129,6 +129,12 @@ pub const FLAGS: &[Flag] = &[
         "add default accept rules to FORWARD chain in iptables",
     ),
     f(
+        "adopt-lease",
+        Bool,
+        "false",
+        "take the lease of this host's public IP even when it names another weft host's VXLAN device (weft only)",
+    ),
+    f(
         "ip-blackhole-route",
         Bool,
         "false",
@@ -212,6 +218,7 @@ pub struct Flags {
     pub ip_masq_fully_random_disable: bool,
     pub iptables_resync: i64,
     pub iptables_forward_rules: bool,
+    pub adopt_lease: bool,
     pub ip_blackhole_route: bool,
     pub healthz_ip: String,
     pub healthz_port: i64,
@@ -321,6 +328,7 @@ impl From<&Values> for Flags {
             subnet_file: v.str("subnet-file"),
             subnet_lease_renew_margin: v.int("subnet-lease-renew-margin"),
             ip_masq: v.bool("ip-masq"),
+            adopt_lease: v.bool("adopt-lease"),
             ip_masq_fully_random_disable: v.bool("ip-masq-fully-random-disable"),
             iptables_resync: v.int("iptables-resync"),
             iptables_forward_rules: v.bool("iptables-forward-rules"),

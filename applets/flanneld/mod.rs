@@ -80,6 +80,7 @@ fn options(f: &Flags) -> Result<DaemonOptions, String> {
         forward_rules: f.iptables_forward_rules,
         healthz,
         reconcile_every: Duration::from_secs(10),
+        adopt_lease: f.adopt_lease,
     })
 }
 

@@ -688,8 +688,83 @@ fn etcd_wiped_under_running_daemons_gets_their_leases_back() {
     ping_all(&tb, &ips);
 }
 
-/// Two hosts started with the same -public-ip: the second adopts the first one's lease and
-/// writes its own VTEP into it; the first must notice rather than lose its pods' traffic.
+/// The one lease in etcd, by key: its value.
+fn only_lease(tb: &Lab) -> (String, Value) {
+    let leases = tb.etcd.leases();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    leases.into_iter().next().unwrap()
+}
+
+/// Two hosts (two machines: their own /etc/machine-id) started with the same -public-ip: the
+/// second finds the lease of that address naming the first one's VTEP, refuses to take it and
+/// exits non-zero, saying what to fix; it leaves no device behind, and the first runs on with
+/// its lease untouched.
+#[test]
+fn a_second_host_with_our_public_ip_refuses_its_lease() {
+    let mut tb = lab(2);
+    tb.set_config(VXLAN);
+    let ep = tb.etcd.endpoint.clone();
+    tb.hosts[0].start_flanneld(&ep, &[]);
+    tb.hosts[0].wait_env();
+    let before = only_lease(&tb);
+    let first_ip = tb.hosts[0].ip.clone();
+    tb.hosts[1].start_flanneld(&ep, &[&format!("-public-ip={first_ip}"), "-iface=eth0"]);
+    let code = wait_for(
+        Duration::from_secs(20),
+        "the second flanneld to exit",
+        || tb.hosts[1].flanneld.as_mut().unwrap().try_wait().unwrap(),
+    )
+    .code();
+    let log = tb.hosts[1].log();
+    assert_eq!(code, Some(1), "{log}");
+    let mac = before.1["BackendData"]["VtepMAC"].as_str().unwrap();
+    assert!(
+        log.contains(&format!("names VTEP {mac}"))
+            && log.contains(&format!("-public-ip {first_ip}"))
+            && log.contains("-adopt-lease"),
+        "{log}"
+    );
+    assert!(!tb.hosts[1]
+        .ns
+        .link_names()
+        .contains(&"flannel.1".to_string()));
+    assert_eq!(only_lease(&tb), before);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_alive(&mut tb.hosts[0]);
+}
+
+/// A host whose flannel.1 is gone (a reboot) makes the same VTEP again from its machine id and
+/// takes its own lease back: same subnet, same VtepMAC, so peers' entries stay valid.
+#[test]
+fn after_a_reboot_a_host_makes_the_same_vtep_and_keeps_its_lease() {
+    let mut tb = lab(2);
+    tb.set_config(VXLAN);
+    tb.start_all(&[]);
+    let ips = pods_ping(&mut tb);
+    let before = tb.etcd.leases();
+    let dev = tb.hosts[0].ns.ipj(&["link", "show", "flannel.1"])[0]["address"].clone();
+    assert_eq!(tb.hosts[0].stop_flanneld(), Some(0));
+    tb.hosts[0].ns.ip(&["link", "del", "flannel.1"]);
+    let ep = tb.etcd.endpoint.clone();
+    tb.hosts[0].start_flanneld(&ep, &[]);
+    wait_for(Duration::from_secs(20), "flannel.1 again", || {
+        tb.hosts[0]
+            .ns
+            .link_names()
+            .contains(&"flannel.1".to_string())
+            .then_some(())
+    });
+    let again = tb.hosts[0].ns.ipj(&["link", "show", "flannel.1"])[0]["address"].clone();
+    assert_eq!(again, dev, "{}", tb.hosts[0].log());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_alive(&mut tb.hosts[0]);
+    assert_eq!(tb.etcd.leases(), before);
+    ping_all(&tb, &ips);
+}
+
+/// Two hosts with the same -public-ip, the second told to take the lease (-adopt-lease): it
+/// writes its own VTEP into the first one's lease; the first must notice rather than lose its
+/// pods' traffic.
 #[test]
 fn a_second_host_with_our_public_ip_is_noticed_and_named() {
     let mut tb = lab(2);
@@ -698,7 +773,14 @@ fn a_second_host_with_our_public_ip_is_noticed_and_named() {
     tb.hosts[0].start_flanneld(&ep, &[]);
     tb.hosts[0].wait_env();
     let first_ip = tb.hosts[0].ip.clone();
-    tb.hosts[1].start_flanneld(&ep, &[&format!("-public-ip={first_ip}"), "-iface=eth0"]);
+    tb.hosts[1].start_flanneld(
+        &ep,
+        &[
+            &format!("-public-ip={first_ip}"),
+            "-iface=eth0",
+            "-adopt-lease",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let code = loop {
         if let Some(st) = tb.hosts[0].flanneld.as_mut().unwrap().try_wait().unwrap() {

@@ -4,6 +4,7 @@
 
 pub mod hostgw;
 pub mod udp;
+pub mod vtep_mac;
 pub mod vxlan;
 
 use anyhow::{bail, Result};
@@ -32,6 +33,9 @@ pub trait Backend: Send {
     /// Makes the kernel match the wanted state again: re-creates a deleted device, re-adds
     /// missing entries and removes ones no lease accounts for. Returns how many it fixed.
     fn reconcile(&mut self, peers: &[&Lease]) -> Result<usize>;
+    /// When flanneld gives up before [`Backend::configure`]: removes what [`create`] made (a
+    /// device that was there before stays).
+    fn abandon(&mut self) {}
 }
 
 /// Builds the backend the config names.

@@ -34,6 +34,8 @@ struct Device {
     link: Link,
     mac: [u8; 6],
     v6: bool,
+    /// Made by this run (not found from an earlier one).
+    created: bool,
 }
 
 pub struct VxlanBackend {
@@ -45,14 +47,6 @@ pub struct VxlanBackend {
     v6: Option<Device>,
     direct_routing: bool,
     vni: u32,
-}
-
-fn random_mac() -> Result<[u8; 6]> {
-    let mut b = [0u8; 6];
-    crate::sys::random::fill(&mut b)?;
-    // Locally administered, unicast.
-    b[0] = (b[0] & 0xfe) | 0x02;
-    Ok(b)
 }
 
 /// Whether an existing device can be kept, by upstream's rules: a field set on both sides must
@@ -68,21 +62,21 @@ fn compatible(have: &Vxlan, want: &Vxlan) -> bool {
 }
 
 impl Device {
-    /// Finds a compatible device or makes a new one, then sets MTU and brings it up.
-    /// `mac`: the address to create the device with (a re-created device keeps its old one, so
-    /// peers' neighbour and FDB entries stay valid); random when `None`.
+    /// Finds a compatible device or makes a new one with `mac` (see [`super::vtep_mac`]; a
+    /// re-created device keeps its old one, so peers' entries stay valid), then sets MTU and
+    /// brings it up.
     fn ensure(
         h: &Handle,
         name: &str,
         spec: &Vxlan,
         mtu: u32,
         v6: bool,
-        mac: Option<[u8; 6]>,
+        mac: [u8; 6],
     ) -> Result<Device> {
         match h.vxlan_by_name(name) {
             Ok(Some((link, have))) if compatible(&have, spec) => {
                 log::info!("vxlan: reusing {name} (MAC {})", link.mac_string());
-                return Device::finish(h, name, spec, mtu, link, v6);
+                return Device::finish(h, name, spec, mtu, link, v6, false);
             }
             Ok(Some((link, have))) => {
                 log::warn!("vxlan: {name} exists with other options ({have:?}); re-creating it");
@@ -102,10 +96,6 @@ impl Device {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e).with_context(|| format!("failed to look up {name}")),
         }
-        let mac = match mac {
-            Some(m) => m,
-            None => random_mac()?,
-        };
         h.create_vxlan(name, spec, Some(mac), Some(mtu))
             .with_context(|| format!("failed to create {name}"))?;
         let link = h.link_by_name(name)?;
@@ -121,7 +111,7 @@ impl Device {
             spec.vni,
             format_mac(&mac)
         );
-        Device::finish(h, name, spec, mtu, link, v6)
+        Device::finish(h, name, spec, mtu, link, v6, true)
     }
 
     fn finish(
@@ -131,6 +121,7 @@ impl Device {
         mtu: u32,
         link: Link,
         v6: bool,
+        created: bool,
     ) -> Result<Device> {
         if link.mtu != mtu {
             h.set_link_mtu(link.index, mtu)?;
@@ -149,6 +140,7 @@ impl Device {
             link,
             mac,
             v6,
+            created,
         })
     }
 
@@ -232,7 +224,7 @@ impl VxlanBackend {
             &spec(IpAddr::V4(ext.iface_addr)),
             mtu,
             false,
-            None,
+            super::vtep_mac::for_new_device(IpAddr::V4(ext.ext_addr), false)?,
         )?;
         let v6 = if cfg.enable_ipv6 {
             let local = ext.iface_addr6.ok_or_else(|| {
@@ -244,7 +236,7 @@ impl VxlanBackend {
                 &spec(IpAddr::V6(local)),
                 base_mtu - OVERHEAD6,
                 true,
-                None,
+                super::vtep_mac::for_new_device(IpAddr::V4(ext.ext_addr), true)?,
             )?)
         } else {
             None
@@ -403,7 +395,7 @@ impl VxlanBackend {
         }
         log::warn!("vxlan: {} disappeared; re-creating it", dev.name);
         let (name, spec, mtu) = (dev.name.clone(), dev.spec.clone(), dev.mtu);
-        let new = Device::ensure(&self.h, &name, &spec, mtu, v6, Some(dev.mac))?;
+        let new = Device::ensure(&self.h, &name, &spec, mtu, v6, dev.mac)?;
         let own = self.own.clone();
         if let Some(addr) = own.iter().find(|n| n.addr().is_ipv6() == v6) {
             let host = IpNet::new(addr.network(), if v6 { 128 } else { 32 })?;
@@ -464,6 +456,16 @@ impl Backend for VxlanBackend {
             self.unprogram(&e, self.dev(v6));
         }
         Ok(())
+    }
+
+    fn abandon(&mut self) {
+        for dev in std::iter::once(&self.v4).chain(&self.v6) {
+            if dev.created {
+                if let Err(e) = self.h.delete_link(dev.link.index) {
+                    log::warn!("vxlan: could not delete {}: {e}", dev.name);
+                }
+            }
+        }
     }
 
     fn reconcile(&mut self, peers: &[&Lease]) -> Result<usize> {
@@ -633,13 +635,5 @@ mod tests {
         other = base.clone();
         other.gbp = true;
         assert!(!compatible(&other, &base));
-    }
-
-    #[test]
-    fn random_macs_are_local_unicast() {
-        for _ in 0..100 {
-            let m = random_mac().unwrap();
-            assert_eq!(m[0] & 0x03, 0x02);
-        }
     }
 }

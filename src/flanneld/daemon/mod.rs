@@ -25,6 +25,7 @@ use crate::flanneld::extiface::{self, ExtIfaceOptions};
 use crate::flanneld::subnet::config::NetworkConfig;
 use crate::flanneld::subnet::env::{PreviousEnv, SubnetFile};
 use crate::flanneld::subnet::etcd::{Backoff, EtcdOptions, OutOfSubnets, OwnLease, Registry};
+use crate::flanneld::subnet::lease::{Lease, LeaseAttrs};
 use crate::flanneld::subnet::peers::{PeerRules, PeerSet};
 use crate::sys::firewall::flannel::{self as rules, ChainRules};
 use crate::sys::firewall::Iptables;
@@ -44,6 +45,41 @@ pub struct DaemonOptions {
     pub healthz: Option<SocketAddr>,
     /// How often the data plane is compared with the leases (upstream host-gw: 10 s).
     pub reconcile_every: Duration,
+    /// `-adopt-lease`: take the lease of our public IP even when it names another weft host's
+    /// VXLAN device.
+    pub adopt_lease: bool,
+}
+
+/// The lease of our public IP names another weft host's VTEP: a misconfiguration that no retry
+/// fixes.
+#[derive(Debug)]
+struct AnotherHostsLease(String);
+
+impl std::fmt::Display for AnotherHostsLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AnotherHostsLease {}
+
+/// Whether we may take over `found`, the lease of our public IP (see [`backend::vtep_mac`]).
+fn may_take(found: &Lease, ours: &LeaseAttrs, adopt: bool) -> Result<()> {
+    let Some(theirs) = backend::vtep_mac::other_hosts_vtep(&found.attrs, ours) else {
+        return Ok(());
+    };
+    let (key, ip) = (found.key.to_key(), found.attrs.public_ip);
+    if adopt {
+        log::warn!("-adopt-lease: taking over lease {key}, which names VTEP {theirs}");
+        return Ok(());
+    }
+    Err(AnotherHostsLease(format!(
+        "the lease {key} of public IP {ip} names VTEP {theirs}, another host's device, not this \
+         one's: is a second host running with -public-ip {ip}? Give each host its own \
+         -public-ip; if that lease is this host's own (the address moved here, or its \
+         /etc/machine-id changed), start once with -adopt-lease"
+    ))
+    .into())
 }
 
 /// Runs until a signal (Ok) or a fatal error.
@@ -89,15 +125,20 @@ async fn connect_and_read_config(o: &EtcdOptions) -> (Registry, NetworkConfig) {
 async fn acquire(
     reg: &Registry,
     cfg: &NetworkConfig,
-    attrs: &crate::flanneld::subnet::lease::LeaseAttrs,
+    attrs: &LeaseAttrs,
     prev: &PreviousEnv,
+    adopt: bool,
 ) -> Result<OwnLease> {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
-        match reg.acquire(cfg, attrs, prev).await {
+        match reg
+            .acquire(cfg, attrs, prev, |found| may_take(found, attrs, adopt))
+            .await
+        {
             Ok(l) => return Ok(l),
-            // Out of subnets is not going to fix itself by retrying quickly.
+            // Neither is going to fix itself by retrying.
             Err(e) if e.downcast_ref::<OutOfSubnets>().is_some() => return Err(e),
+            Err(e) if e.downcast_ref::<AnotherHostsLease>().is_some() => return Err(e),
             Err(e) => {
                 let d = backoff.next_delay();
                 log::error!("{e:#}; retrying in {d:?}");
@@ -200,7 +241,13 @@ async fn serve(o: DaemonOptions) -> Result<()> {
     let attrs = be.lease_attrs();
 
     let mut own = tokio::select! {
-        r = acquire(&reg, &cfg, &attrs, &prev) => r?,
+        r = acquire(&reg, &cfg, &attrs, &prev, o.adopt_lease) => match r {
+            Ok(own) => own,
+            Err(e) => {
+                be.abandon();
+                return Err(e);
+            }
+        },
         s = &mut signal => { log::info!("{}: exiting before start-up finished", s?); return Ok(()); }
     };
     be.configure(&own)?;

@@ -291,18 +291,21 @@ impl Registry {
         }
     }
 
-    /// Claims a subnet for `attrs`: our own lease again (same PublicIP), else the one in the
-    /// previous subnet.env if it is free, else a random free one; a lost race is retried.
+    /// Claims a subnet for `attrs`: our own lease again (same PublicIP) if `may_take` allows,
+    /// else the one in the previous subnet.env if it is free, else a random free one; a lost
+    /// race is retried.
     pub async fn acquire(
         &self,
         cfg: &NetworkConfig,
         attrs: &LeaseAttrs,
         prev: &PreviousEnv,
+        may_take: impl Fn(&Lease) -> Result<()>,
     ) -> Result<OwnLease> {
         for attempt in 1..=ACQUIRE_ATTEMPTS {
             let (leases, _) = self.list_leases().await?;
             if let Some(mine) = leases.iter().find(|l| l.attrs.public_ip == attrs.public_ip) {
                 if cfg.fits_v4(mine.key.ipv4) && cfg.fits_v6(mine.key.ipv6) {
+                    may_take(mine)?;
                     return self.reuse(mine, attrs).await;
                 }
                 log::info!(

@@ -25,6 +25,11 @@ pub struct Host {
 }
 
 impl Host {
+    /// This host's /etc/machine-id, as the flanneld it runs sees it.
+    pub fn machine_id(&self) -> PathBuf {
+        self.dir.join("machine-id")
+    }
+
     pub fn subnet_file(&self) -> PathBuf {
         self.dir.join("subnet.env")
     }
@@ -55,7 +60,8 @@ impl Host {
         ];
         argv.extend(extra.iter().map(|s| s.to_string()));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let child = crate::proc::spawn_in(&self.ns.name, &argv, &log).unwrap();
+        let child =
+            crate::proc::spawn_as_machine(&self.ns.name, &self.machine_id(), &argv, &log).unwrap();
         self.ledger
             .record("proc", &[&child.id().to_string(), "flanneld"])
             .unwrap();

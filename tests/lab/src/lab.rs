@@ -206,6 +206,15 @@ pub fn make_host(
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e)?,
         _ => {}
     }
+    // A machine identity of its own (see Host::machine_id), kept when a host is made again.
+    let id = host_dir.join("machine-id");
+    if !id.exists() {
+        let mut b = [0u8; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        std::fs::write(&id, hex + "\n")
+            .with_context(|| format!("cannot write {}", id.display()))?;
+    }
     let ul = format!("{prefix}ul");
     crate::proc::run_input(
         "ip",

@@ -57,6 +57,60 @@ pub fn spawn_in(ns: &str, argv: &[&str], log: &Path) -> Result<Child> {
         .with_context(|| format!("cannot start {} in {ns}", argv[0]))
 }
 
+/// [`spawn_in`] as a machine of its own: in a private mount namespace where `machine_id` is
+/// bind-mounted over /etc/machine-id (when the machine has one), so each lab host has its own
+/// identity, as separate machines do.
+pub fn spawn_as_machine(ns: &str, machine_id: &Path, argv: &[&str], log: &Path) -> Result<Child> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let log_file =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let etc = Path::new("/etc/machine-id");
+    let bind = etc
+        .exists()
+        .then(|| -> Result<(CString, CString)> {
+            Ok((
+                CString::new(machine_id.as_os_str().as_bytes())?,
+                CString::new("/etc/machine-id")?,
+            ))
+        })
+        .transpose()?;
+    let root = CString::new("/")?;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns])
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .process_group(0);
+    // SAFETY: between fork and exec the closure only makes system calls on strings made before
+    // the fork; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            let (none, no_data) = (std::ptr::null(), std::ptr::null());
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    none,
+                    root.as_ptr(),
+                    none,
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    no_data,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some((src, dst)) = &bind {
+                if libc::mount(src.as_ptr(), dst.as_ptr(), none, libc::MS_BIND, no_data) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .with_context(|| format!("cannot start {} in {ns}", argv[0]))
+}
+
 /// The state letter of `pid` (R, S, Z...), None when there is no such process.
 fn state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

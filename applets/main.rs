@@ -50,6 +50,11 @@ pub const APPLETS: &[Applet] = &[
         main: cni::<weft::plugins::flannel_cni::plugin::Flannel>,
     },
     Applet {
+        name: "portmap",
+        summary: "CNI plugin (chained): forward host ports to the container",
+        main: cni::<weft::plugins::portmap::plugin::Portmap>,
+    },
+    Applet {
         name: "flanneld",
         summary: "overlay daemon: etcd subnet leases, vxlan/host-gw data plane",
         main: flanneld::main,
@@ -100,6 +105,7 @@ mod tests {
             "bridge",
             "ptp",
             "loopback",
+            "portmap",
             "host-local",
             "flannel",
             "flanneld",

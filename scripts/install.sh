@@ -18,7 +18,7 @@
 set -eu
 
 # The applets by where they belong; tests/it/dist.rs checks these cover `weft --list`.
-CNI_APPLETS="bridge host-local loopback ptp flannel"
+CNI_APPLETS="bridge host-local loopback ptp flannel portmap"
 BIN_APPLETS="flanneld mk-docker-opts"
 
 usage() {

@@ -48,6 +48,7 @@ pub fn builtin(plugin: &str) -> Option<InProcessFn> {
         "bridge" => in_process::<crate::plugins::bridge::plugin::Bridge>,
         "ptp" => in_process::<crate::plugins::ptp::plugin::Ptp>,
         "loopback" => in_process::<crate::plugins::loopback::Loopback>,
+        "portmap" => in_process::<crate::plugins::portmap::plugin::Portmap>,
         "host-local" => in_process::<crate::plugins::ipam::plugin::HostLocal>,
         "flannel" => in_process::<crate::plugins::flannel_cni::plugin::Flannel>,
         _ => return None,

@@ -5,12 +5,13 @@ use std::os::unix::fs::symlink;
 use std::process::Command;
 
 /// Every applet name, in `--list` order.
-const APPLETS: [&str; 7] = [
+const APPLETS: [&str; 8] = [
     "bridge",
     "ptp",
     "loopback",
     "host-local",
     "flannel",
+    "portmap",
     "flanneld",
     "mk-docker-opts",
 ];

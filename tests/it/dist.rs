@@ -29,7 +29,14 @@ fn install_lists_cover_every_applet() {
         ours, all,
         "install.sh's CNI_APPLETS + BIN_APPLETS must be exactly `weft --list`"
     );
-    for a in ["bridge", "ptp", "loopback", "host-local", "flannel"] {
+    for a in [
+        "bridge",
+        "ptp",
+        "loopback",
+        "host-local",
+        "flannel",
+        "portmap",
+    ] {
         assert!(cni.iter().any(|c| c == a), "{a} must go to the CNI bin dir");
     }
 }
@@ -218,7 +225,7 @@ fn destdir_install_is_complete_idempotent_and_undone() {
     )
     .unwrap();
     std::fs::create_dir_all(dest.join("opt/cni/bin")).unwrap();
-    std::fs::write(dest.join("opt/cni/bin/portmap"), "#!/bin/sh\n").unwrap();
+    std::fs::write(dest.join("opt/cni/bin/tuning"), "#!/bin/sh\n").unwrap();
     let before = tree(&dest);
     let install = pkg.join("install.sh");
     let env = [("DESTDIR", dests)];
@@ -282,7 +289,7 @@ fn destdir_install_is_complete_idempotent_and_undone() {
         after["etc/flannel/options.env"],
         before["etc/flannel/options.env"]
     );
-    assert_eq!(after["opt/cni/bin/portmap"], before["opt/cni/bin/portmap"]);
+    assert_eq!(after["opt/cni/bin/tuning"], before["opt/cni/bin/tuning"]);
     assert!(after.contains_key("usr/local/lib/weft/install-manifest"));
 
     let out = ok(sh(&install, &[], &env));

@@ -27,4 +27,5 @@ mod mk_docker_opts;
 mod netlink;
 mod netlink_bridge;
 mod netlink_neigh;
+mod portmap;
 mod ptp;

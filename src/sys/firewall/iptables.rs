@@ -149,6 +149,27 @@ impl Iptables {
         Ok(out.lines().map(str::to_string).collect())
     }
 
+    /// `iptables-save -t TABLE`: the whole table as `iptables-restore` reads it.
+    pub fn save(&self, table: &str) -> Result<String> {
+        let prog = self.companion("save");
+        run(&prog, &["-t", table], None).with_context(|| format!("failed to read table {table}"))
+    }
+
+    /// `iptables-restore --noflush` of `input`: every line applied in one transaction, or none.
+    pub fn restore(&self, input: &str) -> Result<()> {
+        let prog = self.companion("restore");
+        run(&prog, &["--wait", "--noflush"], Some(input.as_bytes()))
+            .with_context(|| format!("failed to apply rules:\n{input}"))?;
+        Ok(())
+    }
+
+    /// `iptables-save` beside `iptables` (or `iptables-legacy-save` beside `iptables-legacy`).
+    fn companion(&self, verb: &str) -> PathBuf {
+        let mut name = self.program.file_name().unwrap_or_default().to_os_string();
+        name.push(format!("-{verb}"));
+        self.program.with_file_name(name)
+    }
+
     /// Every call waits for the xtables lock rather than failing at once: the runtime may run
     /// many plugins at the same time (iptables-nft accepts and ignores the flag).
     fn exec(&self, args: &[&str]) -> Result<String, CommandError> {

@@ -324,7 +324,7 @@ fn find_rules(nft: &Nft, prefix: &str) -> Result<Vec<u64>> {
 
 /// The reference's `MustFormatHashWithPrefix`: `prefix` then the hex sha512 of `input`, cut to
 /// `len` characters.
-fn hash_with_prefix(len: usize, prefix: &str, input: &str) -> String {
+pub(crate) fn hash_with_prefix(len: usize, prefix: &str, input: &str) -> String {
     assert!(prefix.len() < len && len <= 128, "invalid length");
     let mut s = prefix.to_string();
     for b in Sha512::digest(input.as_bytes()) {

@@ -100,8 +100,9 @@ SUBNETS = {  # (scenario, impl) -> subnet; each implementation its own, same siz
     ("br", "weft"): "10.124.0.0/16", ("br", "Go"): "10.125.0.0/16",
     ("pt", "weft"): "10.126.0.0/16", ("pt", "Go"): "10.127.0.0/16",
     ("tp", "weft"): "10.128.0.0/16", ("tp", "Go"): "10.129.0.0/16",
+    ("pm", "weft"): "10.130.0.0/16", ("pm", "Go"): "10.131.0.0/16",
 }
-NET_NAME = {"hl": "benchnet", "br": "bench-br", "pt": "bench-ptp", "tp": "bench-tp"}
+NET_NAME = {"hl": "benchnet", "br": "bench-br", "pt": "bench-ptp", "tp": "bench-tp", "pm": "bench-pm"}
 
 
 def ipam(scen, impl, routes=None):
@@ -131,6 +132,7 @@ for impl in impls:
                                      "ipMasq": False, "mtu": 1450,
                                      "ipam": ipam("pt", impl, [{"dst": "0.0.0.0/0"}])})
     CONFS[("tp", impl)] = conf_json(bridge_conf("tp", impl, f"cni{tag}1"))
+    CONFS[("pm", impl)] = conf_json(bridge_conf("pm", impl, f"cni{tag}2"))
 
 
 # ---- running plugins -----------------------------------------------------------------------------
@@ -307,6 +309,79 @@ def run_attach(scen):
         check(not left, f"{impl} {label}: reservations left after every DEL: {left}")
 
 
+# ---- latency: bridge+host-local then portmap, chained as a runtime chains them ---------------------
+# Each pod gets one TCP host port; the host's nat table grows by a chain per pod, so the quarters
+# show whether an ADD's cost grows with the mappings already there.
+def portmap_conf(impl, cid, prev, host_port):
+    return conf_json({"cniVersion": "1.0.0", "name": NET_NAME["pm"], "type": "portmap",
+                      "runtimeConfig": {"portMappings": [
+                          {"hostPort": host_port, "containerPort": 80, "protocol": "tcp"}]},
+                      "prevResult": prev})
+
+
+def forks():
+    """Processes forked on the machine so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        for l in f:
+            if l.startswith("processes "):
+                return int(l.split()[1])
+    raise BenchError("no processes line in /proc/stat")
+
+
+def dn_chains(host):
+    out = run_cmd(["ip", "netns", "exec", host, "iptables-save", "-t", "nat"]).stdout
+    return sum(1 for l in out.splitlines() if l.startswith(":CNI-DN-"))
+
+
+def run_cmd(argv):
+    r = subprocess.run(argv, capture_output=True, text=True)
+    check(r.returncode == 0, f"{' '.join(argv)}: {r.stderr.strip()}")
+    return r
+
+
+pm_children = {}  # impl -> [processes the portmap ADD forked]
+
+
+def run_portmap():
+    prevs = {}
+    for i in range(total):
+        for impl in order(i):
+            cid = f"bench-pm-{impl}-{i}"
+            name, host = lat_ns("pm", impl, i), nspath(host_ns("pm", impl))
+            b_ns, b_rss, out = run(impl, "bridge", "ADD", cid, nspath(name), "eth0", CONFS[("pm", impl)], host)
+            ipv4_of(out, "pm", impl, f"{impl} bridge ADD #{i} (portmap chain)")
+            prevs[(impl, i)] = json.loads(out)
+            f0 = forks()
+            p_ns, p_rss, pout = run(impl, "portmap", "ADD", cid, nspath(name), "eth0",
+                                    portmap_conf(impl, cid, prevs[(impl, i)], 20000 + i), host)
+            # The launcher's Popen and its fork of the plugin are two; the rest are the plugin's.
+            if i >= warmup:
+                pm_children.setdefault(impl, []).append(forks() - f0 - 2)
+            check(json.loads(pout).get("ips") == prevs[(impl, i)].get("ips"),
+                  f"{impl} portmap ADD #{i}: result is not the prevResult")
+            record(i, ("portmap", "ADD", impl), p_ns, p_rss)
+            record(i, ("bridge+host-local+portmap", "ADD", impl), b_ns + p_ns, max(b_rss, p_rss))
+        if (i + 1) % 50 == 0 or i + 1 == total:
+            log(f"bridge+portmap ADD: {i + 1}/{total} iterations")
+    for impl in impls:
+        got = dn_chains(host_ns("pm", impl))
+        check(got == total, f"{impl} portmap: {got} CNI-DN chains after {total} ADDs")
+    for i in range(total):
+        for impl in order(i):
+            cid = f"bench-pm-{impl}-{i}"
+            name, host = lat_ns("pm", impl, i), nspath(host_ns("pm", impl))
+            p_ns, p_rss, _ = run(impl, "portmap", "DEL", cid, nspath(name), "eth0",
+                                 portmap_conf(impl, cid, prevs[(impl, i)], 20000 + i), host)
+            b_ns, b_rss, _ = run(impl, "bridge", "DEL", cid, nspath(name), "eth0", CONFS[("pm", impl)], host)
+            record(i, ("portmap", "DEL", impl), p_ns, p_rss)
+            record(i, ("bridge+host-local+portmap", "DEL", impl), b_ns + p_ns, max(b_rss, p_rss))
+        if (i + 1) % 50 == 0 or i + 1 == total:
+            log(f"bridge+portmap DEL: {i + 1}/{total} iterations")
+    for impl in impls:
+        got = dn_chains(host_ns("pm", impl))
+        check(got == 0, f"{impl} portmap: {got} CNI-DN chains left after every DEL")
+
+
 # ---- throughput: PODS pods into one bridge, CONC at a time ---------------------------------------
 def run_many(impl, command, round_, jobs):
     """Runs the bridge plugin for every (cid, netns) in jobs, CONC at a time, in the impl's tp host.
@@ -450,6 +525,7 @@ try:
     for name, phase, fn in (("loopback, host-local", "simple", run_simple),
                             ("bridge", "br", lambda: run_attach("br")),
                             ("ptp", "pt", lambda: run_attach("pt")),
+                            ("bridge+portmap", "pm", run_portmap),
                             ("throughput", "tp", run_throughput)):
         make_namespaces(phase)
         t = time.monotonic()
@@ -469,6 +545,10 @@ except KeyboardInterrupt:
 # ---- report ---------------------------------------------------------------------------------------
 def ms(ns):
     return f"{ns / 1e6:.2f}"
+
+
+def verdict(ok):
+    return "**met**" if ok else "**NOT met**"
 
 
 def p95(xs):
@@ -493,7 +573,8 @@ md.append("")
 md.append("| op | weft median (p95) ms | Go median (p95) ms | weft/Go (median) | max RSS weft / Go KiB |")
 md.append("|---|---:|---:|---:|---:|")
 ratios = []
-for scenario in ("loopback", "host-local", LAT_LABEL["br"], LAT_LABEL["pt"]):
+for scenario in ("loopback", "host-local", LAT_LABEL["br"], LAT_LABEL["pt"], "portmap",
+                 "bridge+host-local+portmap"):
     for command in ("ADD", "DEL"):
         w = samples[(scenario, command, "weft")]
         g = samples[(scenario, command, "Go")]
@@ -511,13 +592,29 @@ md.append("ADD by how many attachments the host already had (weft / Go median ms
 md.append("")
 md.append("| op | " + " | ".join(f"{warmup + a} to {warmup + b - 1}" for a, b in quarters) + " |")
 md.append("|---|" + "---:|" * len(quarters))
-for scenario in (LAT_LABEL["br"], LAT_LABEL["pt"]):
+for scenario in (LAT_LABEL["br"], LAT_LABEL["pt"], "portmap", "bridge+host-local+portmap"):
     cells = []
     for a, b in quarters:
         wm = statistics.median(x[0] for x in samples[(scenario, "ADD", "weft")][a:b])
         gm = statistics.median(x[0] for x in samples[(scenario, "ADD", "Go")][a:b])
         cells.append(f"{ms(wm)} / {ms(gm)} ({wm / gm:.2f})")
     md.append(f"| {scenario} ADD | " + " | ".join(cells) + " |")
+md.append("")
+chain = "bridge+host-local+portmap"
+cw = [x[0] for x in samples[(chain, "ADD", "weft")]]
+cg = [x[0] for x in samples[(chain, "ADD", "Go")]]
+chain_ratio = statistics.median(cw) / statistics.median(cg)
+a0, b0 = quarters[0]
+a3, b3 = quarters[-1]
+growth = {impl: statistics.median(x[0] for x in samples[("portmap", "ADD", impl)][a3:b3])
+          / statistics.median(x[0] for x in samples[("portmap", "ADD", impl)][a0:b0]) for impl in impls}
+md.append(f"Processes a portmap ADD starts (median; /proc/stat's fork count around each run): weft "
+          f"{statistics.median(pm_children['weft']):.0f}, Go {statistics.median(pm_children['Go']):.0f}. "
+          f"portmap ADD median in the last quarter over the first: weft {growth['weft']:.2f}, Go {growth['Go']:.2f}.")
+md.append("")
+md.append(f"Goal: bridge+host-local+portmap chain ADD at most 0.3 of Go's: {verdict(chain_ratio <= 0.3)} "
+          f"({chain_ratio:.2f}); flat in the mappings already there: {verdict(growth['weft'] <= 1.25)} "
+          f"(weft {growth['weft']:.2f} from the first quarter to the last).")
 md.append("")
 
 tp_rate = {}
@@ -534,10 +631,6 @@ for op in ("ADD", "DEL"):
     md.append(f"- Throughput {op}, {pods} pods, {conc} concurrent, one bridge: " + "; ".join(parts)
               + f"; weft/Go {tp_rate[('weft', op)] / tp_rate[('Go', op)]:.2f}x")
 md.append("")
-
-
-def verdict(ok):
-    return "**met**" if ok else "**NOT met**"
 
 
 # The goal is set for the attachment plugins; loopback and host-local are shown for reference.

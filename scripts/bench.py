@@ -608,9 +608,15 @@ a0, b0 = quarters[0]
 a3, b3 = quarters[-1]
 growth = {impl: statistics.median(x[0] for x in samples[("portmap", "ADD", impl)][a3:b3])
           / statistics.median(x[0] for x in samples[("portmap", "ADD", impl)][a0:b0]) for impl in impls}
+# ms per 100 mappings already there, between the middles of the first and the last quarter.
+slope = {impl: (statistics.median(x[0] for x in samples[("portmap", "ADD", impl)][a3:b3])
+                - statistics.median(x[0] for x in samples[("portmap", "ADD", impl)][a0:b0]))
+         / 1e6 / ((a3 + b3 - a0 - b0) / 2) * 100 for impl in impls}
 md.append(f"Processes a portmap ADD starts (median; /proc/stat's fork count around each run): weft "
           f"{statistics.median(pm_children['weft']):.0f}, Go {statistics.median(pm_children['Go']):.0f}. "
-          f"portmap ADD median in the last quarter over the first: weft {growth['weft']:.2f}, Go {growth['Go']:.2f}.")
+          f"portmap ADD median in the last quarter over the first: weft {growth['weft']:.2f}, Go {growth['Go']:.2f}; "
+          f"added per 100 mappings already there: weft {slope['weft']:.1f} ms, Go {slope['Go']:.1f} ms "
+          f"(iptables-save and -restore read the whole nat table, as every iptables call does).")
 md.append("")
 md.append(f"Goal: bridge+host-local+portmap chain ADD at most 0.3 of Go's: {verdict(chain_ratio <= 0.3)} "
           f"({chain_ratio:.2f}); flat in the mappings already there: {verdict(growth['weft'] <= 1.25)} "

@@ -299,7 +299,7 @@ fn bad_input_gets_the_references_answer_and_leaves_nothing() {
 
 /// Starts a server in `ns` that answers every TCP connection (port `tcp`) and UDP datagram
 /// (port `udp`, both families) with `reply`, and waits until it listens.
-fn serve(ns: &Netns, tcp: u16, udp: u16, reply: &str) -> std::process::Child {
+fn serve(ns: &Netns, tcp: u16, udp: u16, reply: &str) -> Server {
     let script = format!(
         r#"
 import socket, threading
@@ -329,16 +329,32 @@ tcp()
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "up");
-    child
+    Server(child)
+}
+
+/// A server process, stopped on drop (also when an assertion fails).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// What `ip:port` answers over TCP (or UDP) from inside `ns`, or the error.
 fn ask(ns: &Netns, addr: &str, port: u16, udp: bool) -> String {
+    ask_from(ns, 0, addr, port, udp)
+}
+
+/// [`ask`] from source port `sport` (0: any).
+fn ask_from(ns: &Netns, sport: u16, addr: &str, port: u16, udp: bool) -> String {
     let script = format!(
         r#"
 import socket, sys
 fam = socket.AF_INET6 if ":" in "{addr}" else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_DGRAM if {udp} else socket.SOCK_STREAM); s.settimeout(3)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("", {sport}))
 try:
     if {udp}:
         s.sendto(b"ping", ("{addr}", {port})); print(s.recv(200).decode())
@@ -352,56 +368,81 @@ except Exception as e:
     ns.exec(&["python3", "-c", &script]).1.trim().to_string()
 }
 
+/// A host (`site`) with a "LAN" to `outside` (a veth: 192.168.99.1 and fd99::1 on the host,
+/// .2 and ::2 outside) and `pod` behind its cni0 through weft's bridge (dual stack, hairpin).
+struct Lan {
+    site: Site,
+    pod: Netns,
+    outside: Netns,
+    env: Env,
+    bridge: String,
+    res: Value,
+}
+
+impl Lan {
+    fn new() -> Lan {
+        let site = Site::new("pmt");
+        let pod = Netns::new("pmt");
+        let outside = Netns::new("pmt");
+        // The host's "LAN": a veth to the outside namespace, 192.168.99.1 and fd99::1 on the host.
+        site.host.ip(&[
+            "link",
+            "add",
+            "lan0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &outside.name,
+        ]);
+        site.host
+            .ip(&["addr", "add", "192.168.99.1/24", "dev", "lan0"]);
+        site.host
+            .ip(&["addr", "add", "fd99::1/64", "dev", "lan0", "nodad"]);
+        site.host.ip(&["link", "set", "lan0", "up"]);
+        site.host.ip(&["link", "set", "lo", "up"]);
+        outside.ip(&["addr", "add", "192.168.99.2/24", "dev", "eth0"]);
+        outside.ip(&["addr", "add", "fd99::2/64", "dev", "eth0", "nodad"]);
+        outside.ip(&["link", "set", "eth0", "up"]);
+        let bridge = site.conf(
+            "bridge",
+            "1.0.0",
+            json!({"bridge": "cni0", "isGateway": true, "hairpinMode": true,
+                   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.2.0/24"}], [{"subnet": "fd00:1::/64"}]],
+                            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}),
+        );
+        let env = site.env("ADD", "pod1", &pod);
+        let res = site.run("bridge", &env, &bridge).ok();
+        Lan {
+            site,
+            pod,
+            outside,
+            env,
+            bridge,
+            res,
+        }
+    }
+}
+
 #[test]
 fn traffic_reaches_the_pod_through_its_host_ports() {
-    let site = Site::new("pmt");
-    let pod = Netns::new("pmt");
-    let outside = Netns::new("pmt");
-    // The host's "LAN": a veth to the outside namespace, 192.168.99.1 and fd99::1 on the host.
-    site.host.ip(&[
-        "link",
-        "add",
-        "lan0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        &outside.name,
-    ]);
-    site.host
-        .ip(&["addr", "add", "192.168.99.1/24", "dev", "lan0"]);
-    site.host
-        .ip(&["addr", "add", "fd99::1/64", "dev", "lan0", "nodad"]);
-    site.host.ip(&["link", "set", "lan0", "up"]);
-    site.host.ip(&["link", "set", "lo", "up"]);
-    outside.ip(&["addr", "add", "192.168.99.2/24", "dev", "eth0"]);
-    outside.ip(&["addr", "add", "fd99::2/64", "dev", "eth0", "nodad"]);
-    outside.ip(&["link", "set", "eth0", "up"]);
-    let bridge = site.conf(
-        "bridge",
-        "1.0.0",
-        json!({"bridge": "cni0", "isGateway": true, "hairpinMode": true,
-               "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.2.0/24"}], [{"subnet": "fd00:1::/64"}]],
-                        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}),
-    );
-    let env = site.env("ADD", "pod1", &pod);
-    let res = site.run("bridge", &env, &bridge).ok();
-    let pod_v4 = res["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let Lan {
+        site,
+        pod,
+        outside,
+        env,
+        bridge,
+        res,
+    } = Lan::new();
     let mappings = json!([
         {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
         {"hostPort": 8081, "containerPort": 81, "protocol": "udp"}
     ]);
     let pm = conf("1.0.0", json!({}), mappings, res.clone());
     site.run("portmap", &env, &pm).ok();
-    let mut server = serve(&pod, 80, 81, "pod");
+    let server = serve(&pod, 80, 81, "pod");
     // IPv6 DAD on the pod's address may still be running.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut answers = Vec::new();
@@ -461,12 +502,44 @@ fn traffic_reaches_the_pod_through_its_host_ports() {
     assert!(local.contains("10.1.2.1"), "{local}");
     // From outside, the pod sees the real client.
     assert!(answers[0].1.contains("192.168.99.2"), "{}", answers[0].1);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     site.run("portmap", &env.cmd("DEL"), &pm).ok();
     assert!(ask(&outside, "192.168.99.1", 8080, false).starts_with("ERROR"));
     site.run("bridge", &env.cmd("DEL"), &bridge).ok();
-    let _ = pod_v4;
+}
+
+/// A UDP client that sent to the host port before it was mapped has a conntrack entry without
+/// the DNAT; portmap's ADD deletes it, so the same client (same source port) reaches the pod at
+/// once rather than after the entry's 30 s timeout.
+#[test]
+fn a_udp_client_that_sent_before_the_mapping_reaches_the_pod_at_once() {
+    let lan = Lan::new();
+    // Connection tracking runs in a namespace once a NAT table is in use, as on any node.
+    let (ok, out) = lan.site.host.exec(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-s",
+        "10.99.0.0/16",
+        "-j",
+        "MASQUERADE",
+    ]);
+    assert!(ok, "{out}");
+    let server = serve(&lan.pod, 80, 81, "pod");
+    let before = ask_from(&lan.outside, 40081, "192.168.99.1", 8081, true);
+    assert!(before.starts_with("ERROR"), "{before}");
+    let mappings = json!([{"hostPort": 8081, "containerPort": 81, "protocol": "udp"}]);
+    let pm = conf("1.0.0", json!({}), mappings, lan.res.clone());
+    lan.site.run("portmap", &lan.env, &pm).ok();
+    let after = ask_from(&lan.outside, 40081, "192.168.99.1", 8081, true);
+    assert!(after.starts_with("pod ping"), "{after}");
+    drop(server);
+    lan.site.run("portmap", &lan.env.cmd("DEL"), &pm).ok();
+    lan.site
+        .run("bridge", &lan.env.cmd("DEL"), &lan.bridge)
+        .ok();
 }
 
 #[test]

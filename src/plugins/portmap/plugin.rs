@@ -66,10 +66,23 @@ fn forward(pc: &PortMapConf, id: &str, container: IpNet) -> Result<()> {
     }
 }
 
+/// A family's nat table could not be read: that family is not in use here.
+#[derive(Debug)]
+struct Unreadable;
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cannot read the nat table")
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
 /// Removes container `id`'s chains from one family's nat table.
 fn remove(ipt: &Iptables, net: &str, id: &str) -> Result<()> {
     let _lock = Lock::take()?;
-    let table = Table::parse(&ipt.save("nat")?);
+    let saved = ipt.save("nat").map_err(|e| e.context(Unreadable))?;
+    let table = Table::parse(&saved);
     if let Some(script) = rules::del_script(&table, net, id) {
         let fam = if ipt.is_v6() { "ipv6" } else { "ipv4" };
         ipt.restore(&script)
@@ -80,6 +93,27 @@ fn remove(ipt: &Iptables, net: &str, id: &str) -> Result<()> {
 
 fn unforward(v6: bool, net: &str, id: &str) -> Result<()> {
     remove(&Iptables::new(v6)?, net, id)
+}
+
+/// Deletes the conntrack entries of the UDP host ports (see [`crate::sys::conntrack`]) once
+/// the rules are in place, so new traffic meets them. A failure is only logged, as the
+/// reference only logs it.
+fn forget_stale_udp(pc: &PortMapConf, v6: bool) {
+    let ports: Vec<u16> = pc
+        .mappings
+        .iter()
+        .filter(|m| m.protocol.eq_ignore_ascii_case("udp") && m.applies_to(v6))
+        .map(|m| m.host_port as u16)
+        .collect();
+    if ports.is_empty() {
+        return;
+    }
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    if let Err(e) =
+        crate::sys::conntrack::delete_by_dst_port(family, libc::IPPROTO_UDP as u8, &ports)
+    {
+        log::warn!("failed to delete stale UDP conntrack entries for ports {ports:?}: {e}");
+    }
 }
 
 /// iptables for one family if it can be used here (the reference's `maybeGetIptables`).
@@ -120,6 +154,7 @@ impl Plugin for Portmap {
         let mut undo = Undo::new();
         if let Some(addr) = v4 {
             forward(&pc, &args.container_id, addr)?;
+            forget_stale_udp(&pc, false);
             undo.push("remove the IPv4 port forwarding", || {
                 unforward(false, &pc.name, &args.container_id)
             });
@@ -129,6 +164,7 @@ impl Plugin for Portmap {
         }
         if let Some(addr) = v6 {
             forward(&pc, &args.container_id, addr)?;
+            forget_stale_udp(&pc, true);
         }
         undo.commit();
         Ok(prev)
@@ -136,13 +172,25 @@ impl Plugin for Portmap {
 
     fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
         // Only the chain names matter here: they come from the network name and the container
-        // id, so whatever else the config says, the container's chains go.
-        let (v4, v6) = (usable(false), usable(true));
-        if v4.is_none() && v6.is_none() {
-            bail!("neither iptables nor ip6tables is usable");
+        // id, so whatever else the config says, the container's chains go. A family whose
+        // table cannot be read is skipped, unless neither can be.
+        let mut unusable = Vec::new();
+        for v6 in [false, true] {
+            match Iptables::new(v6).and_then(|ipt| remove(&ipt, &conf.name, &args.container_id)) {
+                Ok(()) => {}
+                Err(e)
+                    if e.downcast_ref::<Unreadable>().is_some() || Iptables::new(v6).is_err() =>
+                {
+                    unusable.push(format!("{e:#}"))
+                }
+                Err(e) => return Err(e),
+            }
         }
-        for ipt in [v4, v6].into_iter().flatten() {
-            remove(&ipt, &conf.name, &args.container_id)?;
+        if unusable.len() == 2 {
+            bail!(
+                "neither iptables nor ip6tables is usable: {}",
+                unusable.join("; ")
+            );
         }
         Ok(())
     }

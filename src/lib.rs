@@ -5,11 +5,12 @@
 //!   errors, delegation, the `run` boundary, how DEL reads a config).
 //! - [`plugins`]: the CNI plugins, each `impl Plugin` next to its mechanics: bridge, ptp,
 //!   loopback, ipam (host-local, with the on-disk store shared with Go's host-local),
-//!   flannel_cni (the flannel meta-plugin), and what bridge and ptp share (iface, undo).
+//!   flannel_cni (the flannel meta-plugin), portmap (host ports, chained), and what bridge and
+//!   ptp share (iface, undo).
 //! - [`flanneld`]: subnet (config, leases, the etcd registry, the peers' rules, subnet.env),
 //!   backend (udp, vxlan, host-gw), daemon, extiface, and docker_opts (mk-docker-opts).
 //! - [`sys`]: the system layer: netlink, netns, sysctl, firewall (iptables/ip6tables/nft by
-//!   exec), small_file, atomic_file, random, and process_arena (the allocator of every applet
+//!   exec), conntrack (deleting entries over ctnetlink), small_file, atomic_file, random, and process_arena (the allocator of every applet
 //!   but flanneld).
 //!
 //! The library prints nothing to stdout and never exits the process: stdout belongs to the

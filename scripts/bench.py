@@ -339,7 +339,7 @@ def run_cmd(argv):
     return r
 
 
-pm_children = {}  # impl -> [processes the portmap ADD forked]
+pm_children = {}  # impl -> [tasks (processes, threads) the portmap ADD started]
 
 
 def run_portmap():
@@ -354,7 +354,8 @@ def run_portmap():
             f0 = forks()
             p_ns, p_rss, pout = run(impl, "portmap", "ADD", cid, nspath(name), "eth0",
                                     portmap_conf(impl, cid, prevs[(impl, i)], 20000 + i), host)
-            # The launcher's Popen and its fork of the plugin are two; the rest are the plugin's.
+            # The launcher's Popen and its fork of the plugin are two; the rest are the plugin's
+            # (the count includes threads: a Go program starts several).
             if i >= warmup:
                 pm_children.setdefault(impl, []).append(forks() - f0 - 2)
             check(json.loads(pout).get("ips") == prevs[(impl, i)].get("ips"),
@@ -612,7 +613,8 @@ growth = {impl: statistics.median(x[0] for x in samples[("portmap", "ADD", impl)
 slope = {impl: (statistics.median(x[0] for x in samples[("portmap", "ADD", impl)][a3:b3])
                 - statistics.median(x[0] for x in samples[("portmap", "ADD", impl)][a0:b0]))
          / 1e6 / ((a3 + b3 - a0 - b0) / 2) * 100 for impl in impls}
-md.append(f"Processes a portmap ADD starts (median; /proc/stat's fork count around each run): weft "
+md.append(f"Tasks (processes and their threads) a portmap ADD starts, median of /proc/stat's count "
+          f"of forks and clones around each run, less the launcher's two: weft "
           f"{statistics.median(pm_children['weft']):.0f}, Go {statistics.median(pm_children['Go']):.0f}. "
           f"portmap ADD median in the last quarter over the first: weft {growth['weft']:.2f}, Go {growth['Go']:.2f}; "
           f"added per 100 mappings already there: weft {slope['weft']:.1f} ms, Go {slope['Go']:.1f} ms "

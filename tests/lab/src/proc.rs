@@ -58,23 +58,23 @@ pub fn spawn_in(ns: &str, argv: &[&str], log: &Path) -> Result<Child> {
 }
 
 /// [`spawn_in`] as a machine of its own: in a private mount namespace where `machine_id` is
-/// bind-mounted over /etc/machine-id (when the machine has one), so each lab host has its own
+/// bind-mounted over /etc/machine-id, so each lab host has its own
 /// identity, as separate machines do.
 pub fn spawn_as_machine(ns: &str, machine_id: &Path, argv: &[&str], log: &Path) -> Result<Child> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let log_file =
         std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let etc = Path::new("/etc/machine-id");
-    let bind = etc
-        .exists()
-        .then(|| -> Result<(CString, CString)> {
-            Ok((
-                CString::new(machine_id.as_os_str().as_bytes())?,
-                CString::new("/etc/machine-id")?,
-            ))
-        })
-        .transpose()?;
+    if !Path::new("/etc/machine-id").exists() {
+        anyhow::bail!(
+            "/etc/machine-id is missing: the lab mounts each host's own over it (systemd makes it: \
+             systemd-machine-id-setup)"
+        );
+    }
+    let bind = (
+        CString::new(machine_id.as_os_str().as_bytes())?,
+        CString::new("/etc/machine-id")?,
+    );
     let root = CString::new("/")?;
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns])
@@ -99,10 +99,9 @@ pub fn spawn_as_machine(ns: &str, machine_id: &Path, argv: &[&str], log: &Path) 
             {
                 return Err(std::io::Error::last_os_error());
             }
-            if let Some((src, dst)) = &bind {
-                if libc::mount(src.as_ptr(), dst.as_ptr(), none, libc::MS_BIND, no_data) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            let (src, dst) = &bind;
+            if libc::mount(src.as_ptr(), dst.as_ptr(), none, libc::MS_BIND, no_data) != 0 {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });

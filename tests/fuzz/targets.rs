@@ -414,11 +414,16 @@ pub fn subnet_env(data: &[u8]) {
             ipnet::IpNet::V4(_) => None,
         };
         let one = |l: &[ipnet::IpNet]| (l.len() == 1).then(|| l[0]);
+        // Only a subnet flanneld can lease (SubnetLen at most 30, IPv6 126) written as it
+        // writes one, its first address.
+        use weft::flanneld::subnet::lease::{gateway_v4, gateway_v6};
+        let leasable4 = |n: &ipnet::Ipv4Net| n.prefix_len() <= 30 && gateway_v4(n.trunc()) == *n;
+        let leasable6 = |n: &ipnet::Ipv6Net| n.prefix_len() <= 126 && gateway_v6(n.trunc()) == *n;
         let written = weft::flanneld::subnet::env::SubnetFile {
             network: one(&env.networks).and_then(|n| v4(&n)),
-            subnet: env.subnet.as_ref().and_then(v4),
+            subnet: env.subnet.as_ref().and_then(v4).filter(leasable4),
             ipv6_network: one(&env.ipv6_networks).and_then(|n| v6(&n)),
-            ipv6_subnet: env.ipv6_subnet.as_ref().and_then(v6),
+            ipv6_subnet: env.ipv6_subnet.as_ref().and_then(v6).filter(leasable6),
             mtu: env.mtu,
             ip_masq: env.ipmasq,
         };

@@ -65,7 +65,8 @@ if ((cmin)); then
 				exit 1
 			}
 		find "$seeds" -maxdepth 1 -type f ! -name 'crash-*' -delete
-		find "$min" -maxdepth 1 -type f -printf '%s %p\n' | sort -n | head -n "$keep" |
+		# sed reads to the end, so sort never meets a closed pipe (SIGPIPE under pipefail).
+		find "$min" -maxdepth 1 -type f -printf '%s %p\n' | sort -n | sed -n "1,${keep}p" |
 			cut -d' ' -f2- | xargs -r cp -t "$seeds"
 		echo "$t: kept $(find "$seeds" -maxdepth 1 -type f | wc -l) inputs in testdata/fuzz/$t"
 	done

@@ -20,6 +20,7 @@ import sys
 import time
 
 from benchlab import BenchError, check, configure, ip, ip_batch, log
+from benchlab import run as run_cmd
 
 tmp, go_dir, n, warmup, prefix, weft_bin, pods, conc, results_md = sys.argv[1:10]
 n, warmup, pods, conc = int(n), int(warmup), int(pods), int(conc)
@@ -331,12 +332,6 @@ def forks():
 def dn_chains(host):
     out = run_cmd(["ip", "netns", "exec", host, "iptables-save", "-t", "nat"]).stdout
     return sum(1 for l in out.splitlines() if l.startswith(":CNI-DN-"))
-
-
-def run_cmd(argv):
-    r = subprocess.run(argv, capture_output=True, text=True)
-    check(r.returncode == 0, f"{' '.join(argv)}: {r.stderr.strip()}")
-    return r
 
 
 pm_children = {}  # impl -> [tasks (processes, threads) the portmap ADD started]

@@ -554,16 +554,22 @@ fn two_hundred_mappings_set_up_at_once_then_none_left() {
             conf("1.0.0", json!({}), json!([{"hostPort": 10000 + i, "containerPort": 80, "protocol": "tcp"}]), p)
         })
         .collect();
-    let env = |cmd: &str, i: usize| Env::new(cmd, &format!("c{i}"), &w.ctrs[0].path());
-    for batch in (0..200).collect::<Vec<_>>().chunks(20) {
-        let children: Vec<_> = batch
-            .iter()
-            .map(|&i| spawn_in(&w.host, &ours, &env("ADD", i), &confs[i]))
-            .collect();
-        for c in children {
-            finish(c).ok();
+    // Every pod's `cmd`, 20 in flight at a time; each must succeed.
+    let run_all = |cmd: &str| {
+        for batch in (0..200).collect::<Vec<_>>().chunks(20) {
+            let children: Vec<_> = batch
+                .iter()
+                .map(|&i| {
+                    let env = Env::new(cmd, &format!("c{i}"), &w.ctrs[0].path());
+                    spawn_in(&w.host, &ours, &env, &confs[i])
+                })
+                .collect();
+            for c in children {
+                finish(c).ok();
+            }
         }
-    }
+    };
+    run_all("ADD");
     let table = nat(&w.host);
     assert_eq!(table.matches(":CNI-DN-").count(), 200, "one chain per pod");
     for shared in [
@@ -575,15 +581,7 @@ fn two_hundred_mappings_set_up_at_once_then_none_left() {
         // Once, however many ADDs raced for it.
         assert_eq!(table.matches(shared).count(), 1, "{shared}\n{table}");
     }
-    for batch in (0..200).collect::<Vec<_>>().chunks(20) {
-        let children: Vec<_> = batch
-            .iter()
-            .map(|&i| spawn_in(&w.host, &ours, &env("DEL", i), &confs[i]))
-            .collect();
-        for c in children {
-            finish(c).ok();
-        }
-    }
+    run_all("DEL");
     let table = nat(&w.host);
     assert!(!table.contains("CNI-DN-"), "{table}");
     assert!(!table.contains("-A CNI-HOSTPORT-DNAT"), "{table}");

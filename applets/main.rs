@@ -1,6 +1,7 @@
 //! The weft binary: one table of applets, dispatched on the name it was called by
 //! (`/opt/cni/bin/host-local` → host-local) or on its first argument (`weft host-local`).
 
+mod cnitool;
 mod dispatch;
 mod flanneld;
 mod install;
@@ -53,6 +54,11 @@ pub const APPLETS: &[Applet] = &[
         name: "portmap",
         summary: "CNI plugin (chained): forward host ports to the container",
         main: cni::<weft::plugins::portmap::plugin::Portmap>,
+    },
+    Applet {
+        name: "cnitool",
+        summary: "run a CNI network's conflist against a namespace, as a runtime does",
+        main: cnitool::main,
     },
     Applet {
         name: "flanneld",
@@ -110,13 +116,14 @@ mod tests {
             "flannel",
             "flanneld",
             "mk-docker-opts",
+            "cnitool",
         ] {
             assert!(find_applet(n).is_some(), "{n}");
         }
         assert!(find_applet("weft").is_none());
         // Every CNI plugin applet can be delegated to in-process; the others cannot.
         for a in APPLETS {
-            let cni = !matches!(a.name, "flanneld" | "mk-docker-opts");
+            let cni = !matches!(a.name, "flanneld" | "mk-docker-opts" | "cnitool");
             assert_eq!(
                 weft::cni::delegate::builtin(a.name).is_some(),
                 cni,

@@ -19,7 +19,7 @@ set -eu
 
 # The applets by where they belong; tests/it/dist.rs checks these cover `weft --list`.
 CNI_APPLETS="bridge host-local loopback ptp flannel portmap"
-BIN_APPLETS="flanneld mk-docker-opts"
+BIN_APPLETS="flanneld mk-docker-opts cnitool"
 
 usage() {
 	# The comment block at the top of this file.

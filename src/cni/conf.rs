@@ -44,6 +44,19 @@ pub fn is_valid_name(s: &str) -> bool {
     bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// Go's `ValidateNetworkName`.
+pub fn validate_network_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::invalid_config("missing network name"));
+    }
+    if !is_valid_name(name) {
+        return Err(
+            Error::invalid_config("invalid characters found in network name").with_details(name),
+        );
+    }
+    Ok(())
+}
+
 fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<String, Error> {
     match get_ci(obj, key) {
         None | Some(Value::Null) => Ok(String::new()),
@@ -136,15 +149,7 @@ impl NetConf {
                     .with_details(e.to_string())
             })?;
         let name = opt_string(&raw, "name")?;
-        if name.is_empty() {
-            return Err(Error::invalid_config("missing network name"));
-        }
-        if !is_valid_name(&name) {
-            return Err(
-                Error::invalid_config("invalid characters found in network name")
-                    .with_details(name),
-            );
-        }
+        validate_network_name(&name)?;
         let ipam_type = match get_ci(&raw, "ipam") {
             Some(Value::Object(ipam)) => opt_string(ipam, "type")?,
             _ => String::new(),

@@ -96,10 +96,22 @@ fn in_process_entry(plugin: &str, path: &std::path::Path) -> Option<InProcessFn>
 /// a typed [`Error`], so its code survives unless a caller adds context.
 pub fn invoke(plugin: &str, verb: Command, stdin: &[u8], args: &CmdArgs) -> Result<Vec<u8>> {
     let path = find(plugin, &args.path)?;
-    if let Some(entry) = in_process_entry(plugin, &path) {
+    invoke_at(plugin, &path, verb, stdin, args)
+}
+
+/// [`invoke`] of a plugin already found at `path`: a runtime finds each plugin once and then
+/// calls it with environments of its own (VERSION's has no usable `CNI_PATH`).
+pub fn invoke_at(
+    plugin: &str,
+    path: &std::path::Path,
+    verb: Command,
+    stdin: &[u8],
+    args: &CmdArgs,
+) -> Result<Vec<u8>> {
+    if let Some(entry) = in_process_entry(plugin, path) {
         return run_in_process(entry, plugin, verb, stdin, args);
     }
-    exec(&path, verb, stdin, args)
+    exec(path, verb, stdin, args)
 }
 
 /// Runs `entry` (`plugin`'s in-process entry) for `verb` and returns its stdout.

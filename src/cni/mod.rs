@@ -4,13 +4,13 @@
 
 pub mod args;
 pub mod conf;
-pub mod conflist;
 pub mod delegate;
 pub mod env;
 pub mod error;
 pub mod json;
 pub mod lenient;
 pub mod result;
+pub mod runtime;
 pub mod skel;
 pub mod version;
 

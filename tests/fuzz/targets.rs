@@ -14,7 +14,7 @@ use ipnet::Ipv4Net;
 use serde_json::{Map, Value};
 use weft::cni::args::CniArgs;
 use weft::cni::conf::NetConf;
-use weft::cni::conflist::ConfList;
+use weft::cni::runtime::ConfList;
 use weft::cni::env::CmdArgs;
 use weft::cni::lenient::Teardown;
 use weft::cni::result::CniResult;

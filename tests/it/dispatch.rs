@@ -5,13 +5,14 @@ use std::os::unix::fs::symlink;
 use std::process::Command;
 
 /// Every applet name, in `--list` order.
-const APPLETS: [&str; 8] = [
+const APPLETS: [&str; 9] = [
     "bridge",
     "ptp",
     "loopback",
     "host-local",
     "flannel",
     "portmap",
+    "cnitool",
     "flanneld",
     "mk-docker-opts",
 ];

@@ -7,6 +7,7 @@ mod dist_support;
 mod bridge;
 mod bridge_concurrency;
 mod bridge_go;
+mod cnitool;
 mod delegate;
 mod demo;
 mod dispatch;

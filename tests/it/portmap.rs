@@ -299,7 +299,7 @@ fn bad_input_gets_the_references_answer_and_leaves_nothing() {
 
 /// Starts a server in `ns` that answers every TCP connection (port `tcp`) and UDP datagram
 /// (port `udp`, both families) with `reply`, and waits until it listens.
-fn serve(ns: &Netns, tcp: u16, udp: u16, reply: &str) -> Server {
+pub(crate) fn serve(ns: &Netns, tcp: u16, udp: u16, reply: &str) -> Server {
     let script = format!(
         r#"
 import socket, threading
@@ -333,7 +333,7 @@ tcp()
 }
 
 /// A server process, stopped on drop (also when an assertion fails).
-struct Server(std::process::Child);
+pub(crate) struct Server(std::process::Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -343,7 +343,7 @@ impl Drop for Server {
 }
 
 /// What `ip:port` answers over TCP (or UDP) from inside `ns`, or the error.
-fn ask(ns: &Netns, addr: &str, port: u16, udp: bool) -> String {
+pub(crate) fn ask(ns: &Netns, addr: &str, port: u16, udp: bool) -> String {
     ask_from(ns, 0, addr, port, udp)
 }
 

@@ -1,11 +1,13 @@
-//! `portmap`: a chained plugin that forwards host ports to the container's addresses with
-//! iptables NAT rules, laid out as the reference plugin lays them out ([`rules`]) so a host can
-//! move between the two with its rules intact. This module reads the config.
+//! `portmap`: a chained plugin that forwards host ports to the container's addresses with NAT
+//! rules, iptables ([`rules`]) or nftables ([`nft`]), laid out as the reference plugin lays them
+//! out so a host can move between the two with its rules intact. This module reads the config
+//! and picks the backend.
 
+pub mod nft;
 pub mod plugin;
 pub mod rules;
 
-use crate::cni::json::pick;
+use crate::cni::json::{get_ci, pick};
 use crate::cni::result::CniResult;
 use crate::cni::NetConf;
 use anyhow::{anyhow, bail, Context};
@@ -75,10 +77,84 @@ impl PortMapping {
     }
 }
 
+/// Which firewall the rules go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Iptables,
+    Nftables,
+}
+
+impl Backend {
+    /// The reference's default when `backend` is absent: iptables, unless it cannot be used
+    /// here and nftables can. (Usable, not in use: a host whose iptables works gets iptables
+    /// rules even if everything else on it speaks nftables.)
+    pub fn detect() -> Backend {
+        use crate::sys::firewall::{iptables, nft};
+        if !iptables::usable() && nft::usable() {
+            Backend::Nftables
+        } else {
+            Backend::Iptables
+        }
+    }
+
+    /// `backend` as the config gives it; `detect` is asked only when it is absent.
+    fn from_config(
+        name: Option<&str>,
+        detect: impl FnOnce() -> Backend,
+    ) -> anyhow::Result<Backend> {
+        match name {
+            None => Ok(detect()),
+            Some("iptables") => Ok(Backend::Iptables),
+            Some("nftables") => Ok(Backend::Nftables),
+            Some(other) => bail!("unrecognized backend {other:?}"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Iptables => "iptables",
+            Backend::Nftables => "nftables",
+        }
+    }
+
+    fn other(self) -> Backend {
+        match self {
+            Backend::Iptables => Backend::Nftables,
+            Backend::Nftables => Backend::Iptables,
+        }
+    }
+
+    /// The backend DEL cleans: only `backend` is read, so that a config ADD would have refused
+    /// for another reason still has its container's rules removed.
+    pub fn for_del(conf: &NetConf) -> anyhow::Result<Backend> {
+        let name = match get_ci(&conf.raw, "backend") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(other) => {
+                return Err(decode(format!("backend: expected a string, got {other}")))
+                    .context("failed to parse config")
+            }
+        };
+        Backend::from_config(name, Backend::detect).context("failed to parse config")
+    }
+}
+
+/// The backend a list of conditions is written for: iptables arguments start with `-` or `!`
+/// (`-s`, `--sport`, `! -d`), nftables expressions never do. None when there are none.
+fn conditions_backend(c: &Option<Vec<String>>) -> Option<Backend> {
+    let first = c.as_ref()?.first().filter(|f| !f.is_empty())?;
+    Some(if first.starts_with(['-', '!']) {
+        Backend::Iptables
+    } else {
+        Backend::Nftables
+    })
+}
+
 /// A validated portmap configuration.
 #[derive(Debug, Clone)]
 pub struct PortMapConf {
     pub name: String,
+    pub backend: Backend,
     pub snat: bool,
     pub conditions_v4: Vec<String>,
     pub conditions_v6: Vec<String>,
@@ -93,13 +169,19 @@ fn decode(e: impl std::fmt::Display) -> anyhow::Error {
 }
 
 impl PortMapConf {
-    /// The reference reports every config error as a plain error (code 999) with this prefix,
-    /// and so does weft: a runtime sees the same answer from either.
+    /// The reference reports every config error of ADD as a plain error (code 999) with this
+    /// prefix, and so does weft: a runtime sees the same answer from either.
     pub fn load(conf: &NetConf) -> anyhow::Result<PortMapConf> {
         PortMapConf::read(conf).context("failed to parse config")
     }
 
-    fn read(conf: &NetConf) -> anyhow::Result<PortMapConf> {
+    /// The config as CHECK reads it: the same errors, without the prefix, as in the reference.
+    pub fn read(conf: &NetConf) -> anyhow::Result<PortMapConf> {
+        PortMapConf::read_with(conf, Backend::detect)
+    }
+
+    /// [`PortMapConf::read`] with the backend detection given, for the tests.
+    fn read_with(conf: &NetConf, detect: impl FnOnce() -> Backend) -> anyhow::Result<PortMapConf> {
         let w: Wire =
             serde_json::from_value(Value::Object(pick(&conf.raw, &KEYS))).map_err(decode)?;
         let mappings: Vec<PortMapping> = match conf.runtime_config.get("portMappings") {
@@ -113,25 +195,39 @@ impl PortMapConf {
         if !(0..=31).contains(&bit) {
             bail!("MasqMarkBit must be between 0 and 31");
         }
-        match w.backend.as_deref() {
-            None | Some("iptables") => {}
-            Some("nftables") => {
-                bail!("weft's portmap has no nftables backend yet; use \"backend\": \"iptables\"")
-            }
-            Some(other) => bail!("unrecognized backend {other:?}"),
+        // The reference's order: which options belong to which backend is noted first, the
+        // backend chosen, and only then are the other backend's options refused, all of them
+        // named in one message.
+        let mut specific: Vec<(Backend, &str)> = Vec::new();
+        if w.external_set_mark_chain.is_some() {
+            specific.push((Backend::Iptables, "externalSetMarkChain"));
         }
-        // iptables conditions start with "-" or "!"; nftables ones never do.
-        let nft_conditions = |c: &Option<Vec<String>>| {
-            c.as_ref()
-                .and_then(|v| v.first())
-                .is_some_and(|f| !f.is_empty() && !f.starts_with(['-', '!']))
-        };
-        if nft_conditions(&w.conditions_v4) || nft_conditions(&w.conditions_v6) {
+        for (key, c) in [
+            ("conditionsV4", &w.conditions_v4),
+            ("conditionsV6", &w.conditions_v6),
+        ] {
+            if let Some(b) = conditions_backend(c) {
+                specific.push((b, key));
+            }
+        }
+        let requested = w.backend.as_deref();
+        let backend = Backend::from_config(requested, detect);
+        // An unknown name is checked against iptables' options, as the reference does.
+        let chosen = *backend.as_ref().unwrap_or(&Backend::Nftables);
+        let wrong: Vec<&str> = specific
+            .iter()
+            .filter(|(b, _)| *b == chosen.other())
+            .map(|(_, k)| *k)
+            .collect();
+        if !wrong.is_empty() {
             bail!(
-                "iptables backend was requested but configuration contains nftables-specific \
-                 options (conditionsV4/conditionsV6)"
+                "{} backend was requested but configuration contains {}-specific options [{}]",
+                requested.unwrap_or(chosen.name()),
+                chosen.other().name(),
+                wrong.join(" ")
             );
         }
+        let backend = backend?;
         for m in &mappings {
             if !(1..=65535).contains(&m.container_port) {
                 bail!("Invalid container port number: {}", m.container_port);
@@ -143,8 +239,17 @@ impl PortMapConf {
                 bail!("Invalid host IP {:?}", m.host_ip);
             }
         }
+        if backend == Backend::Nftables {
+            for m in &mappings {
+                nft::check_protocol(&m.protocol)?;
+            }
+            for c in [&w.conditions_v4, &w.conditions_v6].into_iter().flatten() {
+                nft::check_conditions(c)?;
+            }
+        }
         Ok(PortMapConf {
             name: conf.name.clone(),
+            backend,
             snat: w.snat.unwrap_or(true),
             conditions_v4: w.conditions_v4.unwrap_or_default(),
             conditions_v6: w.conditions_v6.unwrap_or_default(),
@@ -179,4 +284,97 @@ pub fn container_addrs(result: &CniResult, ifname: &str) -> (Option<IpNet>, Opti
         *slot = Some(ip.address);
     }
     (v4, v6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(extra: Value, detected: Backend) -> anyhow::Result<PortMapConf> {
+        let mut c = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "portmap",
+            "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let nc = NetConf::parse(c.to_string().as_bytes()).unwrap();
+        PortMapConf::read_with(&nc, || detected)
+    }
+
+    fn err(extra: Value, detected: Backend) -> String {
+        format!("{:#}", read(extra, detected).unwrap_err())
+    }
+
+    #[test]
+    fn an_absent_backend_is_the_detected_one() {
+        let b = |extra, d| read(extra, d).unwrap().backend;
+        assert_eq!(
+            b(serde_json::json!({}), Backend::Nftables),
+            Backend::Nftables
+        );
+        assert_eq!(
+            b(serde_json::json!({}), Backend::Iptables),
+            Backend::Iptables
+        );
+        assert_eq!(
+            b(
+                serde_json::json!({"backend": "iptables"}),
+                Backend::Nftables
+            ),
+            Backend::Iptables
+        );
+        assert_eq!(
+            b(
+                serde_json::json!({"backend": "nftables", "conditionsV4": ["ip saddr 1.2.3.4"]}),
+                Backend::Iptables
+            ),
+            Backend::Nftables
+        );
+    }
+
+    #[test]
+    fn options_of_the_other_backend_get_the_references_message() {
+        use serde_json::json;
+        assert_eq!(
+            err(
+                json!({"backend": "nftables", "externalSetMarkChain": "X",
+                       "conditionsV6": ["-s", "::1"]}),
+                Backend::Iptables
+            ),
+            "nftables backend was requested but configuration contains iptables-specific \
+             options [externalSetMarkChain conditionsV6]"
+        );
+        assert_eq!(
+            err(
+                json!({"conditionsV4": ["ip", "saddr", "1.2.3.4"]}),
+                Backend::Iptables
+            ),
+            "iptables backend was requested but configuration contains nftables-specific \
+             options [conditionsV4]"
+        );
+        // Detected nftables refuses iptables conditions just as a requested one does.
+        assert!(err(
+            json!({"conditionsV4": ["-s", "1.2.3.4"]}),
+            Backend::Nftables
+        )
+        .starts_with("nftables backend was requested"));
+        // An unknown backend is held against iptables' options first.
+        assert_eq!(
+            err(
+                json!({"backend": "pf", "externalSetMarkChain": "X"}),
+                Backend::Iptables
+            ),
+            "pf backend was requested but configuration contains iptables-specific options \
+             [externalSetMarkChain]"
+        );
+        assert_eq!(
+            err(json!({"backend": "pf"}), Backend::Iptables),
+            "unrecognized backend \"pf\""
+        );
+        // An empty first condition says nothing about the backend.
+        assert!(read(
+            json!({"backend": "nftables", "conditionsV4": [""]}),
+            Backend::Iptables
+        )
+        .is_ok());
+    }
 }

@@ -1,9 +1,9 @@
 //! portmap's `impl Plugin`: ADD forwards the mappings to the container's addresses from
-//! prevResult and passes the result on; DEL removes the container's chains; CHECK looks for
-//! every rule ADD made.
+//! prevResult and passes the result on; DEL removes the container's chains (iptables) or rules
+//! (nftables, [`super::nft`]); CHECK looks for every rule ADD made.
 
 use super::rules::{self, Table};
-use super::{container_addrs, PortMapConf, KEYS};
+use super::{container_addrs, nft, Backend, PortMapConf, KEYS};
 use crate::cni::result::CniResult;
 use crate::cni::{CmdArgs, NetConf, Plugin};
 use crate::plugins::undo::Undo;
@@ -19,12 +19,12 @@ pub struct Portmap;
 const LOCK: &str = "/run/weft/portmap.lock";
 
 /// Held until dropped: closing the file releases the flock.
-struct Lock {
+pub(super) struct Lock {
     _file: std::fs::File,
 }
 
 impl Lock {
-    fn take() -> Result<Lock> {
+    pub(super) fn take() -> Result<Lock> {
         std::fs::create_dir_all("/run/weft").context("failed to create /run/weft")?;
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -138,6 +138,51 @@ fn enable_localnet_routing(container: IpNet) -> Result<()> {
         .context("unable to enable route_localnet")
 }
 
+/// ADD with iptables: one family at a time; a failure after the IPv4 rules are in takes them
+/// back.
+fn add_iptables(pc: &PortMapConf, id: &str, v4: Option<IpNet>, v6: Option<IpNet>) -> Result<()> {
+    let mut undo = Undo::new();
+    if let Some(addr) = v4 {
+        forward(pc, id, addr)?;
+        forget_stale_udp(pc, false);
+        undo.push("remove the IPv4 port forwarding", || {
+            unforward(false, &pc.name, id)
+        });
+        if pc.snat {
+            enable_localnet_routing(addr)?;
+        }
+    }
+    if let Some(addr) = v6 {
+        forward(pc, id, addr)?;
+        forget_stale_udp(pc, true);
+    }
+    undo.commit();
+    Ok(())
+}
+
+/// ADD with nftables: both families in one transaction, so a refused IPv6 half leaves no IPv4
+/// rules either; a later failure (route_localnet) removes them again.
+fn add_nftables(pc: &PortMapConf, id: &str, v4: Option<IpNet>, v6: Option<IpNet>) -> Result<()> {
+    let addrs: Vec<IpNet> = [v4, v6].into_iter().flatten().collect();
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    nft::forward(pc, id, &addrs)?;
+    let mut undo = Undo::new();
+    undo.push("remove the port forwarding", || nft::unforward(id));
+    if let Some(addr) = v4 {
+        forget_stale_udp(pc, false);
+        if pc.snat {
+            enable_localnet_routing(addr)?;
+        }
+    }
+    if v6.is_some() {
+        forget_stale_udp(pc, true);
+    }
+    undo.commit();
+    Ok(())
+}
+
 impl Plugin for Portmap {
     const ABOUT: &'static str = concat!("CNI portmap plugin weft ", env!("CARGO_PKG_VERSION"));
     const KEYS: &'static [&'static str] = &KEYS;
@@ -151,26 +196,17 @@ impl Plugin for Portmap {
             return Ok(prev);
         }
         let (v4, v6) = container_addrs(&prev, &args.ifname);
-        let mut undo = Undo::new();
-        if let Some(addr) = v4 {
-            forward(&pc, &args.container_id, addr)?;
-            forget_stale_udp(&pc, false);
-            undo.push("remove the IPv4 port forwarding", || {
-                unforward(false, &pc.name, &args.container_id)
-            });
-            if pc.snat {
-                enable_localnet_routing(addr)?;
-            }
+        match pc.backend {
+            Backend::Iptables => add_iptables(&pc, &args.container_id, v4, v6)?,
+            Backend::Nftables => add_nftables(&pc, &args.container_id, v4, v6)?,
         }
-        if let Some(addr) = v6 {
-            forward(&pc, &args.container_id, addr)?;
-            forget_stale_udp(&pc, true);
-        }
-        undo.commit();
         Ok(prev)
     }
 
     fn del(args: &CmdArgs, conf: &NetConf) -> Result<()> {
+        if Backend::for_del(conf)? == Backend::Nftables {
+            return nft::unforward(&args.container_id);
+        }
         // Only the chain names matter here: they come from the network name and the container
         // id, so whatever else the config says, the container's chains go. A family whose
         // table cannot be read is skipped, unless neither can be.
@@ -196,7 +232,7 @@ impl Plugin for Portmap {
     }
 
     fn check(args: &CmdArgs, conf: &NetConf) -> Result<()> {
-        let pc = PortMapConf::load(conf)?;
+        let pc = PortMapConf::read(conf)?;
         let Some(prev) = prev_result(conf)? else {
             bail!("Required prevResult missing");
         };
@@ -205,6 +241,10 @@ impl Plugin for Portmap {
         }
         let (v4, v6) = container_addrs(&prev, &args.ifname);
         for addr in [v4, v6].into_iter().flatten() {
+            if pc.backend == Backend::Nftables {
+                nft::check(&pc, &args.container_id, addr)?;
+                continue;
+            }
             let v6 = addr.addr().is_ipv6();
             let fam = if v6 { "ipv6" } else { "ipv4" };
             let ipt = usable(v6)

@@ -329,6 +329,7 @@ mod tests {
     fn conf(mappings: Vec<PortMapping>) -> PortMapConf {
         PortMapConf {
             name: "mynet".into(),
+            backend: crate::plugins::portmap::Backend::Iptables,
             snat: true,
             conditions_v4: vec![],
             conditions_v6: vec![],

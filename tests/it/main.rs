@@ -29,4 +29,5 @@ mod netlink;
 mod netlink_bridge;
 mod netlink_neigh;
 mod portmap;
+mod portmap_nft;
 mod ptp;

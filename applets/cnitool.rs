@@ -197,26 +197,18 @@ fn run(cli: &Cli) -> Result<Option<String>, (Error, Option<String>)> {
     }
     let list = match load::network(&dir, &cli.network) {
         Ok(list) => list,
-        // The attachment's own config, kept by its ADD, still serves its DEL.
+        // The attachment's own config, kept by its ADD, still serves its DEL, with the ADD's
+        // arguments and capabilities (libcni's cached config).
         Err(e) if cli.command == "del" => {
-            cached_list(&runtime, &cli.network, &att).ok_or((e, None))?
-        }
-        Err(e) => return Err(plain(e)),
-    };
-    if cli.command == "del" {
-        if let Ok(Some(entry)) = cache::read(
-            &runtime.cache_dir,
-            &list.name,
-            &att.container_id,
-            &att.ifname,
-        ) {
-            // As libcni's cached config: the ADD's arguments and capabilities.
+            let (list, entry) = cached_list(&runtime, &cli.network, &att).ok_or((e, None))?;
             if !entry.cni_args.is_empty() {
                 att.args = entry.cni_args;
             }
             att.capability_args = entry.capability_args;
+            list
         }
-    }
+        Err(e) => return Err(plain(e)),
+    };
     let version = Some(list.cni_version.clone());
     let failed = |e: anyhow::Error| (Error::from_anyhow(&e), version.clone());
     match cli.command.as_str() {
@@ -235,11 +227,16 @@ fn run(cli: &Cli) -> Result<Option<String>, (Error, Option<String>)> {
 }
 
 /// The conflist an attachment's ADD cached, for a DEL after the file is gone.
-fn cached_list(runtime: &Runtime, network: &str, att: &Attachment) -> Option<ConfList> {
+fn cached_list(
+    runtime: &Runtime,
+    network: &str,
+    att: &Attachment,
+) -> Option<(ConfList, cache::Entry)> {
     let entry = cache::read(&runtime.cache_dir, network, &att.container_id, &att.ifname).ok()??;
-    ConfList::parse(&entry.config)
+    let list = ConfList::parse(&entry.config)
         .ok()
-        .filter(|l| !l.plugins.is_empty())
+        .filter(|l| !l.plugins.is_empty())?;
+    Some((list, entry))
 }
 
 pub fn main(argv: Vec<OsString>) -> ExitCode {

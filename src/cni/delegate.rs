@@ -74,7 +74,11 @@ pub fn find(plugin: &str, cni_path: &str) -> Result<PathBuf> {
             return Ok(p);
         }
     }
-    bail!("failed to find plugin {plugin:?} in path {dirs:?}")
+    // Go prints the list as fmt does a []string: `[/a /b]`.
+    bail!(
+        "failed to find plugin {plugin:?} in path [{}]",
+        dirs.join(" ")
+    )
 }
 
 fn is_this_binary(p: &std::path::Path) -> bool {

@@ -194,14 +194,15 @@ fn each_plugins_version_is_asked_before_add() {
     );
     rig.cnitool(&["add", "ctnet", &pod.path()], &[("CNI_PATH", GO_DIR)])
         .err(1);
-    // A plugin that is not there at all.
+    // A plugin that is not there at all, worded as libcni words it.
     let out = rig.cnitool(
         &["add", "ctnet", &pod.path()],
         &[("CNI_PATH", "/nonexistent")],
     );
-    assert!(
-        out.err(1).contains("failed to find plugin \"bridge\""),
-        "{out:?}"
+    assert_eq!(
+        out.err(999),
+        "plugin type=\"bridge\" failed (add): failed to find plugin \"bridge\" in path \
+         [/nonexistent]"
     );
     // weft's plugins take 1.1.0, and the Go ones the 1.0.0 list.
     rig.write_list("1.0.0", json!({}), json!({}));

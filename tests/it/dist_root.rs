@@ -45,7 +45,20 @@ impl FreshRoot {
 
     /// Runs `cmd` chrooted into the root, with a clean environment plus `env`.
     fn run(&self, cmd: &[&str], env: &[(&str, &str)]) -> Output {
-        let script = r#"set -eu
+        self.run_with(&[], "", cmd, env)
+    }
+
+    /// [`FreshRoot::run`] under `prefix` (e.g. `ip netns exec HOST`), with `mounts` (shell
+    /// lines, `$R` the root) run in the private mount namespace before the chroot.
+    fn run_with(
+        &self,
+        prefix: &[&str],
+        mounts: &str,
+        cmd: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
+        let script = format!(
+            r#"set -eu
 R=$1; L=$2; shift 2
 mount --bind /usr "$R/usr"
 mount -o remount,bind,ro "$R/usr"
@@ -58,15 +71,25 @@ for d in bin sbin lib lib32 lib64 libx32; do
 done
 mount --bind /dev/null "$R/dev/null"
 mount -t proc proc "$R/proc"
-exec chroot "$R" "$@""#;
-        let mut c = Command::new("unshare");
+{mounts}
+exec chroot "$R" "$@""#
+        );
+        let (program, pre) = match prefix.split_first() {
+            Some((p, rest)) => (*p, rest.to_vec()),
+            None => ("unshare", Vec::new()),
+        };
+        let mut c = Command::new(program);
+        c.args(&pre);
+        if !prefix.is_empty() {
+            c.arg("unshare");
+        }
         c.args([
             "--mount",
             "--propagation",
             "private",
             "sh",
             "-c",
-            script,
+            &script,
             "sh",
         ])
         .arg(self.root())
@@ -229,4 +252,90 @@ fn units_pass_systemd_analyze_verify() {
         &[],
     );
     assert!(!o.status.success() || !o.stderr.is_empty(), "{o:?}");
+}
+
+/// The air-gapped install as a Kubernetes-less host runs it: two hosts, each a fresh root with
+/// only the tarball installed (Debian's Go plugins hidden), flanneld leasing from a real etcd,
+/// and pods attached by the installed `cnitool` through the installed 10-flannel.conflist, as
+/// shipped (flannel delegating to bridge, then portmap). The pods get addresses in their host's
+/// lease, reach each other across the vxlan overlay, and a host port answers from the other host.
+#[test]
+fn the_shipped_conflist_serves_pods_on_a_weft_only_host() {
+    use crate::common::overlay::lab;
+    use crate::portmap::{ask, serve};
+    let mut tb = lab(2);
+    tb.set_config(r#"{"Network":"10.48.0.0/16","Backend":{"Type":"vxlan"}}"#);
+    tb.start_all(&[]);
+    let roots: Vec<FreshRoot> = (0..2).map(|_| FreshRoot::new()).collect();
+    let pods: Vec<Netns> = (0..2).map(|_| Netns::new("crp")).collect();
+    for r in &roots {
+        let pkg = r.unpack();
+        ok(r.run(&["/bin/sh", &format!("{pkg}/install.sh")], &[]));
+    }
+    // On each host: its flanneld's subnet.env as /run/flannel, the pods' namespaces, the
+    // host's iptables alternatives; no Go plugins anywhere.
+    let cnitool = |i: usize, verb: &str, env: &[(&str, &str)]| {
+        let mounts = format!(
+            "mkdir -p \"$R/run/flannel\" \"$R/run/netns\" \"$R/etc/alternatives\"\n\
+             mount --bind {} \"$R/run/flannel\"\n\
+             mount --rbind /run/netns \"$R/run/netns\"\n\
+             mount --bind /etc/alternatives \"$R/etc/alternatives\"\n\
+             mount -t tmpfs tmpfs \"$R/usr/lib/cni\"\n\
+             test ! -e \"$R/usr/lib/cni/bridge\"",
+            tb.hosts[i].dir.display()
+        );
+        let mut e = vec![("CNI_PATH", "/opt/cni/bin")];
+        e.extend_from_slice(env);
+        let o = roots[i].run_with(
+            &["ip", "netns", "exec", &tb.hosts[i].ns.name],
+            &mounts,
+            &["/usr/local/bin/cnitool", verb, "cbr0", &pods[i].path()],
+            &e,
+        );
+        Outcome {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    let caps = r#"{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}"#;
+    let mut ips = Vec::new();
+    for (i, root) in roots.iter().enumerate() {
+        let res = cnitool(i, "add", &[("CAP_ARGS", caps)]).ok();
+        assert_eq!(res["cniVersion"], "0.3.1");
+        let ip = res["ips"][0]["address"].as_str().unwrap().to_string();
+        let subnet = tb.hosts[i].subnet();
+        assert_eq!(
+            crate::common::overlay::net_of(&ip),
+            crate::common::overlay::net_of(&subnet),
+            "pod {ip} outside the lease {subnet}"
+        );
+        ips.push(ip.split('/').next().unwrap().to_string());
+        // The result is cached inside the root, where libcni keeps it.
+        let results = root.root().join("var/lib/cni/results");
+        assert_eq!(std::fs::read_dir(&results).unwrap().count(), 1);
+    }
+    for (i, j) in [(0, 1), (1, 0)] {
+        assert!(
+            pods[i].ping(&ips[j]),
+            "pod {i} cannot reach {} on host {j}",
+            ips[j]
+        );
+    }
+    let _srv = serve(&pods[0], 80, 80, "pod0");
+    let reply = ask(&tb.hosts[1].ns, &tb.hosts[0].ip, 8080, false);
+    assert!(
+        reply.starts_with("pod0 "),
+        "host port 8080 on host 0: {reply}"
+    );
+    for (i, pod) in pods.iter().enumerate() {
+        // The shipped list is 0.3.1, as kube-flannel's: a runtime may not CHECK it.
+        cnitool(i, "check", &[]).err(1);
+        cnitool(i, "del", &[]).ok();
+        assert_eq!(pod.link_names(), vec!["lo".to_string()]);
+        let nat = tb.hosts[i].ns.nat_rules(false).join("\n");
+        assert!(!nat.contains("CNI-DN-"), "{nat}");
+        let results = roots[i].root().join("var/lib/cni/results");
+        assert_eq!(std::fs::read_dir(&results).unwrap().count(), 0);
+    }
 }

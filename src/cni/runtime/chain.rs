@@ -133,16 +133,17 @@ impl Runtime {
     }
 
     /// Every plugin of `list` is found and supports the list's version (libcni's
-    /// `ValidateNetworkList`); all the problems at once otherwise.
-    pub fn validate(&self, list: &ConfList) -> Result<()> {
+    /// `ValidateNetworkList`), before `op` runs. A plugin that is not there is reported as
+    /// `op` itself would report it; every version mismatch at once otherwise.
+    pub fn validate(&self, list: &ConfList, op: &str) -> Result<()> {
         let want = list.result_version();
         let mut problems = Vec::new();
         for idx in 0..list.plugins.len() {
             let plugin = list.plugin_type(idx);
-            let supported = self
+            let path = self
                 .find(list, idx)
-                .and_then(|path| self.plugin_versions(plugin, &path));
-            match supported {
+                .map_err(|e| plugin_failed(list, idx, op, &e))?;
+            match self.plugin_versions(plugin, &path) {
                 Ok(v) if v.iter().any(|s| s == want) => {}
                 Ok(_) => problems.push(format!(
                     "plugin {plugin} does not support config version {want:?}"
@@ -159,7 +160,7 @@ impl Runtime {
     /// ADD: the chain's result, cached for CHECK and DEL. When any plugin fails, the chain is
     /// deleted again (as a runtime does after a failed ADD) and the ADD's error returned.
     pub fn add(&self, list: &ConfList, att: &Attachment) -> Result<CniResult> {
-        self.validate(list)?;
+        self.validate(list, "add")?;
         match self.add_chain(list, att) {
             Ok(result) => Ok(result),
             Err(e) => {
@@ -254,7 +255,7 @@ impl Runtime {
         if list.disable_check {
             return Ok(());
         }
-        self.validate(list)?;
+        self.validate(list, "check")?;
         let cached = self
             .cached_result(list, att)
             .with_context(|| format!("failed to get network {:?} cached result", list.name))?;

@@ -45,6 +45,8 @@ needs=(
     "hyperfine hyperfine"
     "/usr/bin/time time"
     "python3 python3"
+    # The portmap test's real client: podman's CNI backend driving weft's plugins.
+    "podman podman"
 )
 
 missing=()

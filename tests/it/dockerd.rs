@@ -219,7 +219,7 @@ exec "$@" $DOCKER_NETWORK_OPTIONS"#;
 }
 
 /// Kills what is left in a cgroup and removes it, children first.
-fn remove_cgroup(dir: &Path) {
+pub(crate) fn remove_cgroup(dir: &Path) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.path().is_dir() {

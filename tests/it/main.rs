@@ -28,6 +28,7 @@ mod mk_docker_opts;
 mod netlink;
 mod netlink_bridge;
 mod netlink_neigh;
+mod podman;
 mod portmap;
 mod portmap_nft;
 mod ptp;

@@ -14,10 +14,10 @@ use ipnet::Ipv4Net;
 use serde_json::{Map, Value};
 use weft::cni::args::CniArgs;
 use weft::cni::conf::NetConf;
-use weft::cni::runtime::ConfList;
 use weft::cni::env::CmdArgs;
 use weft::cni::lenient::Teardown;
 use weft::cni::result::CniResult;
+use weft::cni::runtime::ConfList;
 use weft::cni::version::SUPPORTED;
 
 /// `a\0b` → (`a`, `b`); without a NUL, all of it and nothing.

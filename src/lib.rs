@@ -1,8 +1,9 @@
 //! weft: flannel and the CNI plugins it needs, as one library behind one multi-call binary.
 //!
 //! Map:
-//! - [`cni`]: the CNI protocol only (env, config, results and their version conversion,
-//!   errors, delegation, the `run` boundary, how DEL reads a config).
+//! - [`cni`]: the CNI protocol (env, config, results and their version conversion, errors,
+//!   delegation, the `run` boundary, how DEL reads a config) and the runtime's side of it
+//!   (`runtime`: conflists, the chain, the result cache; what `cnitool` runs).
 //! - [`plugins`]: the CNI plugins, each `impl Plugin` next to its mechanics: bridge, ptp,
 //!   loopback, ipam (host-local, with the on-disk store shared with Go's host-local),
 //!   flannel_cni (the flannel meta-plugin), portmap (host ports, chained), and what bridge and

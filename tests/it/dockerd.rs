@@ -190,32 +190,40 @@ exec "$@" $DOCKER_NETWORK_OPTIONS"#;
         }
     }
 
-    /// Processes whose command line names this instance's directory.
     fn leftover_pids(&self) -> Vec<i32> {
-        let needle = self.dir.path().to_string_lossy().into_owned();
-        let mut v = Vec::new();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&needle) {
-                v.push(pid);
-            }
-        }
-        v
+        pids_naming(self.dir.path())
     }
 
-    /// This instance's cgroup parent in every mounted hierarchy.
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let rel = self.cgroup_parent.trim_start_matches('/');
-        let mut v = vec![Path::new("/sys/fs/cgroup").join(rel)];
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            v.extend(rd.flatten().map(|e| e.path().join(rel)));
-        }
-        v.retain(|p| p.is_dir());
-        v
+        cgroup_dirs(&self.cgroup_parent)
     }
+}
+
+/// Processes whose command line names `dir` (a daemon's, or its containers', own directory).
+pub(crate) fn pids_naming(dir: &Path) -> Vec<i32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&needle) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// The cgroup `parent` in every mounted hierarchy (v2 and each v1 controller).
+pub(crate) fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let rel = parent.trim_start_matches('/');
+    let mut v = vec![Path::new("/sys/fs/cgroup").join(rel)];
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        v.extend(rd.flatten().map(|e| e.path().join(rel)));
+    }
+    v.retain(|p| p.is_dir());
+    v
 }
 
 /// Kills what is left in a cgroup and removes it, children first.

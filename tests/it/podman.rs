@@ -6,8 +6,8 @@
 //! host is used or left behind.
 
 use crate::common::*;
-use crate::dockerd::remove_cgroup;
-use std::path::{Path, PathBuf};
+use crate::dockerd::{cgroup_dirs, pids_naming, remove_cgroup};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -139,45 +139,19 @@ exec sleep 100000"#;
         self.ok(&["import", tar.to_str().unwrap(), "localhost/weft-empty:1"]);
         "localhost/weft-empty:1"
     }
-
-    /// Processes whose command line names this podman's directory (conmon, the container).
-    fn leftover_pids(&self) -> Vec<i32> {
-        let needle = self.dir.path().to_string_lossy().into_owned();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| {
-                let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
-                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-                String::from_utf8_lossy(&cmdline)
-                    .contains(&needle)
-                    .then_some(pid)
-            })
-            .collect()
-    }
-
-    fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let rel = self.cgroup_parent.trim_start_matches('/');
-        let mut v = vec![Path::new("/sys/fs/cgroup").join(rel)];
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            v.extend(rd.flatten().map(|e| e.path().join(rel)));
-        }
-        v.retain(|p| p.is_dir());
-        v
-    }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "-f", "-t", "0", "-a"]);
-        for pid in self.leftover_pids() {
+        for pid in pids_naming(self.dir.path()) {
             // SAFETY: kill has no memory preconditions; a pid gone in between only fails.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
         std::thread::sleep(std::time::Duration::from_millis(200));
-        for dir in self.cgroup_dirs() {
+        for dir in cgroup_dirs(&self.cgroup_parent) {
             remove_cgroup(&dir);
         }
     }

@@ -87,7 +87,9 @@ exec sleep 100000"#;
         Command::new("nsenter")
             .arg("-t")
             .arg(self.holder.id().to_string())
-            .args(["--mount", "--net", "--"])
+            // Entering a mount namespace moves to its root; --root and --wd go back to the
+            // holder's, which differ when the suite itself runs in a chroot (the fresh root).
+            .args(["--mount", "--net", "--root", "--wd", "--"])
             .arg("podman")
             .arg("--root")
             .arg(d.join("root"))

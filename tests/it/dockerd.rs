@@ -244,7 +244,13 @@ pub(crate) fn remove_cgroup(dir: &Path) {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
-    let _ = std::fs::remove_dir(dir);
+    // A killed process leaves its cgroup only once it has exited: retry for a second.
+    for _ in 0..20 {
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 impl Drop for Dockerd {

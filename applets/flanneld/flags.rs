@@ -138,7 +138,7 @@ pub const FLAGS: &[Flag] = &[
         "ip-blackhole-route",
         Bool,
         "false",
-        "keep a blackhole route for the own subnet (not supported by weft)",
+        "keep a blackhole route to this host's own subnet, re-added every -iptables-resync",
     ),
     f(
         "healthz-ip",

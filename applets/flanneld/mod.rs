@@ -29,9 +29,6 @@ fn options(f: &Flags) -> Result<DaemonOptions, String> {
             "-kube-subnet-mgr is not supported by weft: it runs flanneld in etcd mode only".into(),
         );
     }
-    if f.ip_blackhole_route {
-        log::warn!("-ip-blackhole-route is not supported by weft; ignoring it");
-    }
     let margin = f.subnet_lease_renew_margin;
     if !(1..=1439).contains(&margin) {
         return Err(format!(
@@ -81,6 +78,7 @@ fn options(f: &Flags) -> Result<DaemonOptions, String> {
         healthz,
         reconcile_every: Duration::from_secs(10),
         adopt_lease: f.adopt_lease,
+        blackhole_route: f.ip_blackhole_route,
     })
 }
 

@@ -460,3 +460,46 @@ fn a_new_network_leaves_no_address_of_the_old_one_on_the_device() {
     let want = format!("{}/32", new.parse::<ipnet::Ipv4Net>().unwrap().network());
     assert_eq!(addrs, [want], "old lease {old}");
 }
+
+/// `-ip-blackhole-route`: the host gets a blackhole route to its own subnet at once, gets it
+/// back within a resync period when it is deleted, and keeps it when flanneld stops, as
+/// upstream; a host without the flag gets none.
+#[test]
+fn blackhole_route_to_the_own_subnet_is_kept() {
+    let mut tb = lab(2);
+    tb.set_config(NET);
+    let ep = tb.etcd.endpoint.clone();
+    tb.hosts[0].start_flanneld(&ep, &["-ip-blackhole-route", "-iptables-resync=1"]);
+    tb.hosts[1].start_flanneld(&ep, &[]);
+    tb.hosts[0].wait_env();
+    tb.hosts[1].wait_env();
+    let subnet = net_of(&tb.hosts[0].subnet());
+    let has = |tb: &Lab, i: usize| blackholes(&tb.hosts[i].ns).contains(&subnet);
+    wait_for(Duration::from_secs(5), "the blackhole route", || {
+        has(&tb, 0).then_some(())
+    });
+    tb.hosts[0].ns.ip(&["route", "del", "blackhole", &subnet]);
+    assert!(!has(&tb, 0));
+    wait_for(Duration::from_secs(5), "the blackhole route back", || {
+        has(&tb, 0).then_some(())
+    });
+    // It really drops: the kernel's lookup of an unused address of the lease ends in the
+    // blackhole (answered EINVAL).
+    let unused = subnet.replace(".0/24", ".77");
+    let (ok, out) = tb.hosts[0].ns.exec(&["ip", "route", "get", &unused]);
+    assert!(!ok && out.contains("Invalid argument"), "{out}");
+    tb.hosts[0].stop_flanneld();
+    assert!(has(&tb, 0), "upstream leaves the route when flanneld stops");
+    let other = blackholes(&tb.hosts[1].ns);
+    assert!(other.is_empty(), "a host without the flag: {other:?}");
+}
+
+/// The destinations of `ns`'s IPv4 blackhole routes.
+fn blackholes(ns: &crate::common::Netns) -> Vec<String> {
+    ns.ipj(&["-4", "route", "show", "type", "blackhole"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dst"].as_str().unwrap().to_string())
+        .collect()
+}

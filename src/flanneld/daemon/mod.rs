@@ -9,6 +9,7 @@
 //! lease in place, so a restart is hitless. A lease lost to revocation or another host is an
 //! error (non-zero exit), unlike upstream's exit 0, so `Restart=on-failure` also works.
 
+pub mod blackhole;
 pub mod dataplane;
 pub mod healthz;
 pub mod notify;
@@ -48,6 +49,8 @@ pub struct DaemonOptions {
     /// `-adopt-lease`: take the lease of our public IP even when it names another weft host's
     /// VXLAN device.
     pub adopt_lease: bool,
+    /// `-ip-blackhole-route`: keep a blackhole route to our own subnets.
+    pub blackhole_route: bool,
 }
 
 /// The lease of our public IP names another weft host's VTEP: a misconfiguration that no retry
@@ -255,6 +258,12 @@ async fn serve(o: DaemonOptions) -> Result<()> {
     let rule_set = chains(&o, &cfg, &own);
     install_rules(&rule_set)?;
     spawn_rule_resync(rule_set, o.iptables_resync);
+    if o.blackhole_route {
+        let mut own_nets = vec![ipnet::IpNet::V4(own.key.ipv4)];
+        own_nets.extend(own.key.ipv6.map(ipnet::IpNet::V6));
+        blackhole::spawn(own_nets, o.iptables_resync)
+            .context("failed to start the blackhole route keeper")?;
+    }
 
     let env = SubnetFile {
         network: Some(cfg.network()),

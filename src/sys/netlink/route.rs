@@ -32,6 +32,8 @@ pub struct Route {
     /// Metric (`metric`/`priority`).
     pub priority: Option<u32>,
     pub onlink: bool,
+    /// A `blackhole` route (packets to it are dropped) rather than a unicast one.
+    pub blackhole: bool,
 }
 
 impl Route {
@@ -46,6 +48,7 @@ impl Route {
             table: MAIN_TABLE,
             priority: None,
             onlink: false,
+            blackhole: false,
         }
     }
 }
@@ -105,7 +108,11 @@ impl Handle {
             .rtm_table(table_byte(r.table))
             .rtm_protocol(proto)
             .rtm_scope(RtScope::from(r.scope))
-            .rtm_type(Rtn::Unicast)
+            .rtm_type(if r.blackhole {
+                Rtn::Blackhole
+            } else {
+                Rtn::Unicast
+            })
             .rtm_flags(if r.onlink {
                 RtmF::from_bits_retain(RTNH_F_ONLINK)
             } else {
@@ -153,6 +160,18 @@ impl Handle {
         let msg = query_msg(RtAddrFamily::Unspecified, 0, RtBuffer::new(), &op)?;
         self.request(Rtm::Getroute, NlmF::DUMP, msg, &op, |p: &Rtmsg| {
             if *p.rtm_type() != Rtn::Unicast {
+                return None;
+            }
+            parse_route(p)
+        })
+    }
+
+    /// `ip [-6] route show type blackhole table all`.
+    pub fn blackhole_routes(&self) -> Result<Vec<Route>> {
+        let op = || "failed to list blackhole routes".to_string();
+        let msg = query_msg(RtAddrFamily::Unspecified, 0, RtBuffer::new(), &op)?;
+        self.request(Rtm::Getroute, NlmF::DUMP, msg, &op, |p: &Rtmsg| {
+            if *p.rtm_type() != Rtn::Blackhole {
                 return None;
             }
             parse_route(p)
@@ -224,5 +243,6 @@ fn parse_route(p: &Rtmsg) -> Option<Route> {
             .unwrap_or(u8::from(*p.rtm_table()) as u32),
         priority: attrs.get_attr_payload_as::<u32>(Rta::Priority).ok(),
         onlink: p.rtm_flags().bits() & RTNH_F_ONLINK != 0,
+        blackhole: *p.rtm_type() == Rtn::Blackhole,
     })
 }

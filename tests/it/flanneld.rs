@@ -503,3 +503,42 @@ fn blackholes(ns: &crate::common::Netns) -> Vec<String> {
         .map(|r| r["dst"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Backend `alloc`: each host leases a subnet (the lease JSON upstream writes for alloc: the
+/// public IP and nothing of a backend) and writes subnet.env with the interface's MTU, but
+/// programs nothing: no flannel device, no route to the other host's subnet.
+#[test]
+fn alloc_leases_subnets_and_programs_nothing() {
+    let mut tb = lab(2);
+    tb.set_config(r#"{"Network":"10.49.0.0/16","Backend":{"Type":"alloc"}}"#);
+    tb.start_all(&[]);
+    let leases = tb.etcd.leases();
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    for (i, h) in tb.hosts.iter().enumerate() {
+        let env = h.wait_env();
+        let mtu = h.ns.ipj(&["link", "show", "eth0"])[0]["mtu"].clone();
+        assert!(env.contains(&format!("FLANNEL_MTU={mtu}\n")), "{env}");
+        let key = format!(
+            "/coreos.com/network/subnets/{}",
+            net_of(&h.subnet()).replace('/', "-")
+        );
+        let raw = tb.etcd.ctl(&["get", "--print-value-only", &key]);
+        assert_eq!(
+            raw.trim(),
+            format!(r#"{{"PublicIP":"{}","PublicIPv6":null}}"#, h.ip)
+        );
+        let other = net_of(&tb.hosts[1 - i].subnet());
+        let links = h.ns.link_names();
+        assert!(!links.iter().any(|l| l.starts_with("flannel")), "{links:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            route_to(&h.ns, &other).is_none(),
+            "a route to {other} on host {i}"
+        );
+    }
+    assert!(
+        !tb.hosts[0].log().contains("adding"),
+        "{}",
+        tb.hosts[0].log()
+    );
+}

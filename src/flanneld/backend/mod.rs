@@ -2,6 +2,7 @@
 //! acquired (the vxlan device's MAC goes into the lease), configured once the lease is known, then
 //! fed peer changes and periodic reconciliations from one thread: calls never overlap.
 
+pub mod alloc;
 pub mod hostgw;
 pub mod udp;
 pub mod vtep_mac;
@@ -18,8 +19,12 @@ use crate::sys::netlink::Route;
 
 /// One data plane.
 pub trait Backend: Send {
-    /// `BackendType` in leases ("" for udp, which writes none).
+    /// `BackendType` in leases ("" for udp and alloc, which write none).
     fn lease_type(&self) -> &'static str;
+    /// Whether peers are programmed at all (alloc only allocates subnets).
+    fn forwards(&self) -> bool {
+        true
+    }
     /// FLANNEL_MTU.
     fn mtu(&self) -> u32;
     /// What this host's lease value says.
@@ -44,8 +49,9 @@ pub fn create(cfg: &NetworkConfig, ext: &ExtIface) -> Result<Box<dyn Backend>> {
         "vxlan" => Ok(Box::new(vxlan::VxlanBackend::new(cfg, ext)?)),
         "host-gw" => Ok(Box::new(hostgw::HostGw::new(cfg, ext)?)),
         "udp" => Ok(Box::new(udp::UdpBackend::new(cfg, ext)?)),
+        "alloc" => Ok(Box::new(alloc::Alloc::new(ext))),
         other => bail!(
-            "backend type {other:?} is not supported by this weft (supported: vxlan, host-gw, udp)"
+            "backend type {other:?} is not supported by this weft (supported: vxlan, host-gw, udp, alloc)"
         ),
     }
 }

@@ -20,6 +20,7 @@ pub fn run(
     every: Duration,
 ) {
     let ty = backend.lease_type();
+    let forwards = backend.forwards();
     let mut synced = false;
     let mut next = Instant::now() + every;
     loop {
@@ -27,7 +28,7 @@ pub fn run(
         let ev = match events.recv_timeout(wait) {
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout) => {
-                if synced {
+                if synced && forwards {
                     reconcile(backend.as_mut(), &peers, ty);
                 }
                 next = Instant::now() + every;
@@ -38,6 +39,9 @@ pub fn run(
         let snapshot = matches!(ev, LeaseEvent::Snapshot(_));
         for change in peers.apply(ev) {
             match change {
+                // alloc: the leases are followed (our own one's removal still matters), never
+                // programmed.
+                PeerChange::Add(_) | PeerChange::Remove(_) if !forwards => {}
                 PeerChange::Add(l) if accepts(ty, &l) => {
                     log::info!("peer {} at {}: adding", l.key.to_key(), l.attrs.public_ip);
                     if let Err(e) = backend.add_peer(&l) {

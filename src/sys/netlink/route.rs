@@ -156,22 +156,20 @@ impl Handle {
 
     /// `ip [-6] route show table all`: unicast routes of both families, every table.
     pub fn routes(&self) -> Result<Vec<Route>> {
-        let op = || "failed to list routes".to_string();
-        let msg = query_msg(RtAddrFamily::Unspecified, 0, RtBuffer::new(), &op)?;
-        self.request(Rtm::Getroute, NlmF::DUMP, msg, &op, |p: &Rtmsg| {
-            if *p.rtm_type() != Rtn::Unicast {
-                return None;
-            }
-            parse_route(p)
-        })
+        self.routes_of_type(Rtn::Unicast, "routes")
     }
 
     /// `ip [-6] route show type blackhole table all`.
     pub fn blackhole_routes(&self) -> Result<Vec<Route>> {
-        let op = || "failed to list blackhole routes".to_string();
+        self.routes_of_type(Rtn::Blackhole, "blackhole routes")
+    }
+
+    /// The routes of type `ty`, both families, every table (`what` names them in errors).
+    fn routes_of_type(&self, ty: Rtn, what: &str) -> Result<Vec<Route>> {
+        let op = || format!("failed to list {what}");
         let msg = query_msg(RtAddrFamily::Unspecified, 0, RtBuffer::new(), &op)?;
         self.request(Rtm::Getroute, NlmF::DUMP, msg, &op, |p: &Rtmsg| {
-            if *p.rtm_type() != Rtn::Blackhole {
+            if *p.rtm_type() != ty {
                 return None;
             }
             parse_route(p)

@@ -28,7 +28,7 @@ pub fn run(
         let ev = match events.recv_timeout(wait) {
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout) => {
-                if synced && forwards {
+                if synced {
                     reconcile(backend.as_mut(), &peers, ty);
                 }
                 next = Instant::now() + every;

@@ -105,6 +105,17 @@ pub struct LeaseAttrs {
 }
 
 impl LeaseAttrs {
+    /// A lease that names only `public_ip`, as the udp and alloc backends write it.
+    pub fn public_ip_only(public_ip: Ipv4Addr) -> LeaseAttrs {
+        LeaseAttrs {
+            public_ip,
+            public_ipv6: None,
+            backend_type: String::new(),
+            backend_data: None,
+            backend_v6_data: None,
+        }
+    }
+
     /// The compact JSON upstream writes: Go field order, `PublicIPv6` always present (`null` when
     /// unset), the backend fields left out when empty.
     pub fn to_json(&self) -> String {

@@ -233,13 +233,7 @@ impl Backend for UdpBackend {
     }
 
     fn lease_attrs(&self) -> LeaseAttrs {
-        LeaseAttrs {
-            public_ip: self.ext.ext_addr,
-            public_ipv6: None,
-            backend_type: String::new(),
-            backend_data: None,
-            backend_v6_data: None,
-        }
+        LeaseAttrs::public_ip_only(self.ext.ext_addr)
     }
 
     fn configure(&mut self, own: &OwnLease) -> Result<()> {

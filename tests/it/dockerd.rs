@@ -80,26 +80,12 @@ impl Dockerd {
             "dockerd-{}.log",
             if env_file.is_some() { "opts" } else { "plain" }
         ));
-        // Re-mount sysfs for the netns (so /sys/class/net is docker0's namespace) but keep the
-        // host's cgroup mounts, which dockerd and runc need; /run becomes a tmpfs.
-        let script = r#"set -eu
-T=$1; shift
-mkdir -p "$T/cg"
-mount --rbind /sys/fs/cgroup "$T/cg"
-mount -t sysfs sysfs /sys
-mount --rbind "$T/cg" /sys/fs/cgroup
-umount -l "$T/cg"
-mount -t tmpfs tmpfs /run
-DOCKER_NETWORK_OPTIONS=
+        let script = r#"DOCKER_NETWORK_OPTIONS=
 if [ -n "${ENV_FILE:-}" ]; then . "$ENV_FILE"; fi
 # shellcheck disable=SC2086
 exec "$@" $DOCKER_NETWORK_OPTIONS"#;
-        let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "private", "--", "nsenter"])
-            .arg(format!("--net={}", self.ns.path()))
-            .args(["--", "sh", "-c", script, "sh"])
-            .arg(t)
-            .arg(&dockerd)
+        let mut cmd = in_private_mounts(&self.ns, t, script);
+        cmd.arg(&dockerd)
             .arg("--config-file")
             .arg(t.join("daemon.json"))
             .arg("--data-root")
@@ -197,6 +183,30 @@ exec "$@" $DOCKER_NETWORK_OPTIONS"#;
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
         cgroup_dirs(&self.cgroup_parent)
     }
+}
+
+/// `sh -c "PRELUDE; then" sh DIR ARGS...` in `ns` and a private mount namespace of its own, where
+/// the prelude mounts sysfs anew (so /sys/class/net is the namespace's), keeps the host's cgroup
+/// mounts (dockerd, podman and runc need them) and makes /run a tmpfs (no host daemon state is
+/// seen or left). `$T` in `then` is `dir`; the caller appends ARGS (`"$@"`).
+pub(crate) fn in_private_mounts(ns: &Netns, dir: &Path, then: &str) -> Command {
+    let script = format!(
+        r#"set -eu
+T=$1; shift
+mkdir -p "$T/cg"
+mount --rbind /sys/fs/cgroup "$T/cg"
+mount -t sysfs sysfs /sys
+mount --rbind "$T/cg" /sys/fs/cgroup
+umount -l "$T/cg"
+mount -t tmpfs tmpfs /run
+{then}"#
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "nsenter"])
+        .arg(format!("--net={}", ns.path()))
+        .args(["--", "sh", "-c", &script, "sh"])
+        .arg(dir);
+    cmd
 }
 
 /// Processes whose command line names `dir` (a daemon's, or its containers', own directory).

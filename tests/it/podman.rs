@@ -6,7 +6,7 @@
 //! host is used or left behind.
 
 use crate::common::*;
-use crate::dockerd::{cgroup_dirs, pids_naming, remove_cgroup};
+use crate::dockerd::{cgroup_dirs, in_private_mounts, pids_naming, remove_cgroup};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -30,23 +30,7 @@ impl Podman {
         );
         let ns = Netns::new("pm");
         let dir = TempDir::new("pm");
-        // sysfs re-mounted for the namespace, the host's cgroup mounts kept (runc needs them),
-        // /run a tmpfs (no host podman state is seen or left).
-        let script = r#"set -eu
-T=$1
-mkdir -p "$T/cg"
-mount --rbind /sys/fs/cgroup "$T/cg"
-mount -t sysfs sysfs /sys
-mount --rbind "$T/cg" /sys/fs/cgroup
-umount -l "$T/cg"
-mount -t tmpfs tmpfs /run
-touch "$T/ready"
-exec sleep 100000"#;
-        let holder = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--", "nsenter"])
-            .arg(format!("--net={}", ns.path()))
-            .args(["--", "sh", "-c", script, "sh"])
-            .arg(dir.path())
+        let holder = in_private_mounts(&ns, dir.path(), "touch \"$T/ready\"\nexec sleep 100000")
             .spawn()
             .unwrap();
         let p = Podman {

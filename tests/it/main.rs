@@ -18,6 +18,7 @@ mod firewall;
 mod flannel_cni;
 mod flanneld;
 mod flanneld_etcd;
+mod flanneld_nft;
 mod flanneld_udp;
 mod fuzz_regressions;
 mod host_local;

@@ -2,8 +2,8 @@
 //!
 //! Threads: the main thread runs a single-threaded tokio runtime for etcd (config, lease, watch,
 //! health checks, signals); the data plane runs on its own thread (see [`dataplane`]); the
-//! firewall resync runs on another, because it execs iptables. Nothing here enters another
-//! network namespace.
+//! firewall resync runs on another, because it execs iptables or nft ([`firewall`]). Nothing
+//! here enters another network namespace.
 //!
 //! Exit: SIGTERM/SIGINT return Ok and leave every device, route, rule, subnet.env and the etcd
 //! lease in place, so a restart is hitless. A lease lost to revocation or another host is an
@@ -11,6 +11,7 @@
 
 pub mod blackhole;
 pub mod dataplane;
+pub mod firewall;
 pub mod healthz;
 pub mod notify;
 
@@ -28,8 +29,6 @@ use crate::flanneld::subnet::env::{PreviousEnv, SubnetFile};
 use crate::flanneld::subnet::etcd::{Backoff, EtcdOptions, OutOfSubnets, OwnLease, Registry};
 use crate::flanneld::subnet::lease::{Lease, LeaseAttrs};
 use crate::flanneld::subnet::peers::{PeerRules, PeerSet};
-use crate::sys::firewall::flannel::{self as rules, ChainRules};
-use crate::sys::firewall::Iptables;
 use crate::sys::netlink::Handle;
 
 /// Everything the flags say.
@@ -151,57 +150,6 @@ async fn acquire(
     }
 }
 
-fn chains(o: &DaemonOptions, cfg: &NetworkConfig, own: &OwnLease) -> Vec<(bool, ChainRules)> {
-    let mut v = Vec::new();
-    let net4 = ipnet::IpNet::V4(cfg.network());
-    if o.ip_masq {
-        v.push((
-            false,
-            rules::masq_rules(net4, ipnet::IpNet::V4(own.key.ipv4), o.masq_random_fully),
-        ));
-        if let (Some(n6), Some(s6)) = (cfg.ipv6_network, own.key.ipv6) {
-            v.push((
-                true,
-                rules::masq_rules(n6.into(), s6.into(), o.masq_random_fully),
-            ));
-        }
-    }
-    if o.forward_rules {
-        v.push((false, rules::forward_rules(net4)));
-        if let Some(n6) = cfg.ipv6_network {
-            v.push((true, rules::forward_rules(n6.into())));
-        }
-    }
-    v
-}
-
-fn install_rules(set: &[(bool, ChainRules)]) -> Result<()> {
-    for (v6, c) in set {
-        let ipt = Iptables::new(*v6)?;
-        if rules::ensure(&ipt, c)? {
-            log::info!(
-                "installed {} rules in {}/{}",
-                c.rules.len(),
-                c.table,
-                c.chain
-            );
-        }
-    }
-    Ok(())
-}
-
-fn spawn_rule_resync(set: Vec<(bool, ChainRules)>, every: Duration) {
-    if set.is_empty() {
-        return;
-    }
-    std::thread::spawn(move || loop {
-        std::thread::sleep(every);
-        if let Err(e) = install_rules(&set) {
-            log::warn!("firewall resync: {e:#}");
-        }
-    });
-}
-
 async fn serve(o: DaemonOptions) -> Result<()> {
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -223,10 +171,10 @@ async fn serve(o: DaemonOptions) -> Result<()> {
         cfg.subnet_max,
         cfg.backend_type
     );
-    if cfg.enable_nftables {
-        bail!("EnableNFTables is set, but this weft only manages iptables rules");
-    }
-    if !std::path::Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists() {
+    // As upstream: nftables mode does not need bridged traffic to pass through iptables.
+    if !cfg.enable_nftables
+        && !std::path::Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists()
+    {
         bail!("/proc/sys/net/bridge/bridge-nf-call-iptables is missing: load br_netfilter (modprobe br_netfilter), or traffic between pods on one bridge bypasses iptables");
     }
 
@@ -255,9 +203,13 @@ async fn serve(o: DaemonOptions) -> Result<()> {
     };
     be.configure(&own)?;
 
-    let rule_set = chains(&o, &cfg, &own);
-    install_rules(&rule_set)?;
-    spawn_rule_resync(rule_set, o.iptables_resync);
+    let wanted = firewall::Wanted {
+        nftables: cfg.enable_nftables,
+        ip_masq: o.ip_masq,
+        random_fully: o.masq_random_fully,
+        forward: o.forward_rules,
+    };
+    firewall::start(wanted, &cfg, &own, o.iptables_resync)?;
     if o.blackhole_route {
         let mut own_nets = vec![ipnet::IpNet::V4(own.key.ipv4)];
         own_nets.extend(own.key.ipv6.map(ipnet::IpNet::V6));

@@ -121,6 +121,27 @@ pub fn ensure(ipt: &Iptables, c: &ChainRules) -> Result<bool> {
     Ok(true)
 }
 
+/// Removes flanneld's chains in this family and the jumps to them (what iptables mode made,
+/// weft's or upstream's), for a host that moves to nftables mode; true when there was any.
+pub fn remove_all(ipt: &Iptables) -> Result<bool> {
+    let mut found = false;
+    for (table, from, chain, comment) in [
+        ("nat", "POSTROUTING", MASQ_CHAIN, MASQ_COMMENT),
+        ("filter", "FORWARD", FORWARD_CHAIN, FORWARD_COMMENT),
+    ] {
+        if !ipt.chain_exists(table, chain)? {
+            continue;
+        }
+        found = true;
+        let jump = rule(&[], comment, &[chain]);
+        while ipt.exists(table, from, &refs(&jump))? {
+            ipt.delete_rule(table, from, &refs(&jump))?;
+        }
+        ipt.clear_and_delete_chain(table, chain)?;
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! Packet filter rules: the CNI plugins' masquerade and MAC spoof check, and flanneld's
-//! masquerade and forward chains ([`flannel`]).
+//! masquerade and forward chains ([`flannel`], and [`flannel_nft`] in nftables mode).
 //!
 //! Everything here runs the `iptables`, `ip6tables` and `nft` programs with an argv, never
 //! through a shell, exactly as the reference Go plugins do: the rules must look the same in
@@ -12,6 +12,7 @@
 
 mod exec;
 pub mod flannel;
+pub mod flannel_nft;
 pub mod iptables;
 pub mod masq;
 pub mod nft;

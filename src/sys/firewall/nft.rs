@@ -98,6 +98,26 @@ impl Nft {
         }
     }
 
+    /// `nft list WHAT...` as text (no handles, no counters' state unless the rules keep
+    /// some); `None` when the object does not exist.
+    pub fn show(&self, what: &[&str]) -> Result<Option<String>> {
+        match run(&self.program, &[&["list"], what].concat(), None) {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e).context("failed to list nftables objects"),
+        }
+    }
+
+    /// Whether `script` would be accepted (`nft --check -f -`, which changes nothing).
+    pub fn check_script(&self, script: &str) -> bool {
+        run(
+            &self.program,
+            &["--check", "-f", "-"],
+            Some(script.as_bytes()),
+        )
+        .is_ok()
+    }
+
     /// The rules (the inner `rule` objects) of `family table chain`; empty if it is missing.
     pub fn list_rules(&self, family: &str, table: &str, chain: &str) -> Result<Vec<Value>> {
         Ok(self

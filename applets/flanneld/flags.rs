@@ -195,6 +195,18 @@ pub const FLAGS: &[Flag] = &[
         "0",
         "accepted for compatibility; set RUST_LOG=debug for more detail",
     ),
+    f(
+        "vmodule",
+        Str,
+        "",
+        "accepted for compatibility and ignored (see -v)",
+    ),
+    f(
+        "log_backtrace_at",
+        Str,
+        ":0",
+        "accepted for compatibility and ignored",
+    ),
 ];
 
 /// Every flag's value (its default when not given), typed, read once from the parse.

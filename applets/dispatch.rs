@@ -1,5 +1,6 @@
 //! Choosing the applet: by basename(argv[0]), else by the first argument, else the top-level
-//! options (`--list`, `--version`, `--help`, `--install DIR [--force]`).
+//! options (`--list`, `--version`, `--help`, `--install DIR [--copy] [--force] [--replace NAME]`,
+//! `--install-conf SRC DEST`).
 
 use crate::{find_applet, install, APPLETS};
 use argh::FromArgs;
@@ -29,9 +30,22 @@ struct TopLevel {
     /// create one symlink per applet in DIR, pointing at this binary
     #[argh(option, arg_name = "DIR")]
     install: Option<PathBuf>,
-    /// with --install: replace files that are not weft symlinks
+    /// with --install: copy this binary to DIR/weft and link the applets to that copy; names
+    /// taken by other files are kept and reported
+    #[argh(switch)]
+    copy: bool,
+    /// with --install: replace files that are not weft's
     #[argh(switch)]
     force: bool,
+    /// with --install: replace the file of applet NAME even if it is not weft's (repeatable)
+    #[argh(option, arg_name = "NAME")]
+    replace: Vec<String>,
+    /// write the CNI network config SRC (checked first) to the file DEST, atomically, mode 0644
+    #[argh(option, arg_name = "SRC")]
+    install_conf: Option<PathBuf>,
+    /// the DEST of --install-conf
+    #[argh(positional, arg_name = "DEST")]
+    dest: Option<PathBuf>,
 }
 
 fn basename(p: &OsString) -> String {
@@ -98,6 +112,17 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             };
         }
     };
+    let with_install = top.copy || top.force || !top.replace.is_empty();
+    if top.install.is_none() && with_install {
+        eprintln!("weft: --copy, --force and --replace go with --install DIR");
+        return ExitCode::from(2);
+    }
+    if top.install_conf.is_some() != top.dest.is_some()
+        || (top.install.is_some() && top.dest.is_some())
+    {
+        eprintln!("weft: usage: weft --install-conf SRC DEST");
+        return ExitCode::from(2);
+    }
     if top.version {
         println!("{}", version_line());
         return ExitCode::SUCCESS;
@@ -109,10 +134,24 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(dir) = top.install {
-        return match install::install(&dir, top.force) {
+        let opts = install::Options {
+            copy: top.copy,
+            force: top.force,
+            replace: top.replace,
+        };
+        return match install::install(&dir, &opts) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("weft: --install: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let (Some(src), Some(dest)) = (top.install_conf, top.dest) {
+        return match install::install_conf(&src, &dest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("weft: --install-conf: {e:#}");
                 ExitCode::FAILURE
             }
         };
@@ -130,6 +169,9 @@ fn print_applets() {
 
 fn print_help() {
     eprintln!("{}", version_line());
-    eprintln!("usage: weft APPLET [ARGS...] | weft --list | weft --version | weft --install DIR [--force]");
+    eprintln!(
+        "usage: weft APPLET [ARGS...] | weft --list | weft --version \
+         | weft --install DIR [--copy] [--force] [--replace NAME] | weft --install-conf SRC DEST"
+    );
     eprintln!("applets: {}", applet_names());
 }

@@ -5,8 +5,8 @@
 
 use super::Backend;
 use crate::flanneld::extiface::ExtIface;
-use crate::flanneld::subnet::etcd::OwnLease;
 use crate::flanneld::subnet::lease::{Lease, LeaseAttrs};
+use crate::flanneld::subnet::manager::OwnLease;
 use anyhow::Result;
 
 pub struct Alloc {

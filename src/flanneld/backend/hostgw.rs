@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use super::{flannel_routes, lease_nets, networks, Backend};
 use crate::flanneld::extiface::ExtIface;
 use crate::flanneld::subnet::config::NetworkConfig;
-use crate::flanneld::subnet::etcd::OwnLease;
 use crate::flanneld::subnet::lease::{Lease, LeaseAttrs};
+use crate::flanneld::subnet::manager::OwnLease;
 use crate::sys::netlink::{Handle, Route, SCOPE_NOWHERE};
 
 pub struct HostGw {

@@ -13,8 +13,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::flanneld::extiface::ExtIface;
 use crate::flanneld::subnet::config::NetworkConfig;
-use crate::flanneld::subnet::etcd::OwnLease;
 use crate::flanneld::subnet::lease::{Lease, LeaseAttrs};
+use crate::flanneld::subnet::manager::OwnLease;
 use crate::sys::netlink::Route;
 
 /// One data plane.

@@ -14,8 +14,8 @@ use std::net::IpAddr;
 use super::{flannel_routes, lease_nets, networks, Backend};
 use crate::flanneld::extiface::{is_link_local, ExtIface};
 use crate::flanneld::subnet::config::{backend_bool, get_uint, NetworkConfig};
-use crate::flanneld::subnet::etcd::OwnLease;
 use crate::flanneld::subnet::lease::{Lease, LeaseAttrs};
+use crate::flanneld::subnet::manager::OwnLease;
 use crate::sys::netlink::{
     format_mac, parse_mac, Handle, IpFamily, Link, Route, Vxlan, SCOPE_NOWHERE,
 };

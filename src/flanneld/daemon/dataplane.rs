@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crate::flanneld::backend::{accepts, Backend};
-use crate::flanneld::subnet::etcd::LeaseEvent;
+use crate::flanneld::subnet::manager::LeaseEvent;
 use crate::flanneld::subnet::peers::{PeerChange, PeerSet};
 
 /// Why the daemon must stop.

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use std::time::Duration;
 
 use crate::flanneld::subnet::config::NetworkConfig;
-use crate::flanneld::subnet::etcd::OwnLease;
+use crate::flanneld::subnet::manager::OwnLease;
 use crate::sys::firewall::flannel::{self as chains, ChainRules};
 use crate::sys::firewall::flannel_nft::{self as tables, FamilyRules, Installed, Tables};
 use crate::sys::firewall::{Iptables, Nft};

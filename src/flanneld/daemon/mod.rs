@@ -1,4 +1,5 @@
-//! flanneld in etcd mode: the startup sequence, the renewal loop and the background tasks.
+//! flanneld: the startup sequence, the renewal loop and the background tasks, over any registry
+//! ([`SubnetManager`]; etcd today).
 //!
 //! Threads: the main thread runs a single-threaded tokio runtime for etcd (config, lease, watch,
 //! health checks, signals); the data plane runs on its own thread (see [`dataplane`]); the
@@ -24,10 +25,12 @@ use std::time::Duration;
 
 use crate::flanneld::backend;
 use crate::flanneld::extiface::{self, ExtIfaceOptions};
+use crate::flanneld::subnet::backoff::Backoff;
 use crate::flanneld::subnet::config::NetworkConfig;
 use crate::flanneld::subnet::env::{PreviousEnv, SubnetFile};
-use crate::flanneld::subnet::etcd::{Backoff, EtcdOptions, OutOfSubnets, OwnLease, Registry};
+use crate::flanneld::subnet::etcd::{EtcdOptions, Registry};
 use crate::flanneld::subnet::lease::{Lease, LeaseAttrs};
+use crate::flanneld::subnet::manager::{OwnLease, Permanent, SubnetManager};
 use crate::flanneld::subnet::peers::{PeerRules, PeerSet};
 use crate::sys::netlink::Handle;
 
@@ -90,7 +93,10 @@ pub fn run(o: DaemonOptions) -> Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    rt.block_on(serve(o))
+    rt.block_on(async {
+        let etcd = o.etcd.clone();
+        serve(o, connect_etcd(etcd)).await
+    })
 }
 
 async fn shutdown_signal() -> Result<&'static str> {
@@ -103,29 +109,32 @@ async fn shutdown_signal() -> Result<&'static str> {
     })
 }
 
-/// Connects and reads the config, retrying every second as upstream does: flanneld often starts
-/// before etcd or before the operator has written the config.
-async fn connect_and_read_config(o: &EtcdOptions) -> (Registry, NetworkConfig) {
-    const RETRY: Duration = Duration::from_secs(1);
-    let reg = loop {
-        match Registry::connect(o).await {
-            Ok(r) => break r,
-            Err(e) => log::error!("{e:#}; retrying in 1s"),
-        }
-        tokio::time::sleep(RETRY).await;
-    };
-    // The client reconnects by itself; only the read is repeated.
+const CONFIG_RETRY: Duration = Duration::from_secs(1);
+
+/// Connects, retrying every second as upstream does: flanneld often starts before etcd.
+async fn connect_etcd(o: EtcdOptions) -> Registry {
     loop {
-        match reg.network_config().await {
-            Ok(cfg) => return (reg, cfg),
+        match Registry::connect(&o).await {
+            Ok(r) => return r,
             Err(e) => log::error!("{e:#}; retrying in 1s"),
         }
-        tokio::time::sleep(RETRY).await;
+        tokio::time::sleep(CONFIG_RETRY).await;
     }
 }
 
-async fn acquire(
-    reg: &Registry,
+/// Reads the config, retrying every second: the operator may not have written it yet.
+async fn read_config<M: SubnetManager>(reg: &M) -> NetworkConfig {
+    loop {
+        match reg.network_config().await {
+            Ok(cfg) => return cfg,
+            Err(e) => log::error!("{e:#}; retrying in 1s"),
+        }
+        tokio::time::sleep(CONFIG_RETRY).await;
+    }
+}
+
+async fn acquire<M: SubnetManager>(
+    reg: &M,
     cfg: &NetworkConfig,
     attrs: &LeaseAttrs,
     prev: &PreviousEnv,
@@ -134,12 +143,12 @@ async fn acquire(
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
         match reg
-            .acquire(cfg, attrs, prev, |found| may_take(found, attrs, adopt))
+            .acquire(cfg, attrs, prev, &|found| may_take(found, attrs, adopt))
             .await
         {
             Ok(l) => return Ok(l),
             // Neither is going to fix itself by retrying.
-            Err(e) if e.downcast_ref::<OutOfSubnets>().is_some() => return Err(e),
+            Err(e) if e.downcast_ref::<Permanent>().is_some() => return Err(e),
             Err(e) if e.downcast_ref::<AnotherHostsLease>().is_some() => return Err(e),
             Err(e) => {
                 let d = backoff.next_delay();
@@ -150,7 +159,11 @@ async fn acquire(
     }
 }
 
-async fn serve(o: DaemonOptions) -> Result<()> {
+/// The daemon over any registry; `connect` yields it once reachable.
+async fn serve<M: SubnetManager>(
+    o: DaemonOptions,
+    connect: impl std::future::Future<Output = M>,
+) -> Result<()> {
     let signal = shutdown_signal();
     tokio::pin!(signal);
     let ready = Arc::new(AtomicBool::new(false));
@@ -160,7 +173,11 @@ async fn serve(o: DaemonOptions) -> Result<()> {
     let prev = PreviousEnv::read(&o.subnet_file);
 
     let (reg, cfg) = tokio::select! {
-        r = connect_and_read_config(&o.etcd) => r,
+        r = async {
+            let reg = connect.await;
+            let cfg = read_config(&reg).await;
+            (reg, cfg)
+        } => r,
         s = &mut signal => { log::info!("{}: exiting before start-up finished", s?); return Ok(()); }
     };
     log::info!(

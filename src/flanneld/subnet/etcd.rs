@@ -19,26 +19,16 @@ use etcd_client::{
 use std::time::Duration;
 
 use super::alloc::{choose_v4, choose_v6, random_index};
+use super::backoff::Backoff;
 use super::config::NetworkConfig;
 use super::env::PreviousEnv;
 use super::lease::{Lease, LeaseAttrs, LeaseKey};
+use super::manager::{LeaseEvent, OwnLease, Permanent, SubnetManager};
 
 /// Lease TTL upstream uses: 24 hours.
 pub const LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Attempts at claiming a subnet when other hosts keep winning the race.
 const ACQUIRE_ATTEMPTS: usize = 10;
-
-/// Every subnet the config allows is leased: retrying soon will not help.
-#[derive(Debug)]
-pub struct OutOfSubnets(pub String);
-
-impl std::fmt::Display for OutOfSubnets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "out of {}", self.0)
-    }
-}
-
-impl std::error::Error for OutOfSubnets {}
 
 /// How to reach etcd: flanneld's -etcd-* flags.
 #[derive(Debug, Clone, Default)]
@@ -50,55 +40,6 @@ pub struct EtcdOptions {
     pub cafile: String,
     pub username: String,
     pub password: String,
-}
-
-/// An event from the lease watch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LeaseEvent {
-    /// Every lease there is, after the first listing or a compaction.
-    Snapshot(Vec<Lease>),
-    Added(Lease),
-    Removed(LeaseKey),
-}
-
-/// Exponential backoff between `min` and `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            next: min,
-            min,
-            max,
-        }
-    }
-
-    /// The delay to wait now; the following one doubles.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
-/// A lease this host holds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OwnLease {
-    pub key: LeaseKey,
-    pub attrs: LeaseAttrs,
-    /// 0 when the key is a reservation (no TTL): it is never renewed.
-    pub etcd_lease: i64,
-    /// When etcd will drop the key unless renewed (`None` for a reservation).
-    pub expires: Option<std::time::Instant>,
 }
 
 /// The flannel keys in one etcd.
@@ -162,6 +103,34 @@ fn explain(e: etcd_client::Error, without_client_cert: bool) -> anyhow::Error {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+impl SubnetManager for Registry {
+    fn network_config(&self) -> impl std::future::Future<Output = Result<NetworkConfig>> + Send {
+        Registry::network_config(self)
+    }
+
+    fn acquire(
+        &self,
+        cfg: &NetworkConfig,
+        attrs: &LeaseAttrs,
+        prev: &PreviousEnv,
+        may_take: &(dyn Fn(&Lease) -> Result<()> + Sync),
+    ) -> impl std::future::Future<Output = Result<OwnLease>> + Send {
+        Registry::acquire(self, cfg, attrs, prev, may_take)
+    }
+
+    fn renew(&self, own: &mut OwnLease) -> impl std::future::Future<Output = Result<()>> + Send {
+        Registry::renew(self, own)
+    }
+
+    fn follow_leases(
+        &self,
+        tx: std::sync::mpsc::Sender<LeaseEvent>,
+        own: &OwnLease,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        Registry::follow_leases(self, tx, own)
+    }
 }
 
 impl Registry {
@@ -342,7 +311,7 @@ impl Registry {
             return Ok(OwnLease {
                 key: mine.key,
                 attrs: attrs.clone(),
-                etcd_lease: 0,
+                lease_id: 0,
                 expires: None,
             });
         }
@@ -356,7 +325,7 @@ impl Registry {
         Ok(OwnLease {
             key: mine.key,
             attrs: attrs.clone(),
-            etcd_lease: id,
+            lease_id: id,
             expires: Some(std::time::Instant::now() + LEASE_TTL),
         })
     }
@@ -383,8 +352,8 @@ impl Registry {
     fn choose_free(&self, cfg: &NetworkConfig, leases: &[Lease]) -> Result<LeaseKey> {
         let taken4: Vec<_> = leases.iter().map(|l| l.key.ipv4).collect();
         let v4 = choose_v4(cfg, &taken4, &mut random_index).ok_or_else(|| {
-            OutOfSubnets(format!(
-                "subnets: every /{} between {} and {} is leased",
+            Permanent(format!(
+                "out of subnets: every /{} between {} and {} is leased",
                 cfg.subnet_len, cfg.subnet_min, cfg.subnet_max
             ))
         })?;
@@ -392,7 +361,7 @@ impl Registry {
             let taken6: Vec<_> = leases.iter().filter_map(|l| l.key.ipv6).collect();
             Some(
                 choose_v6(cfg, &taken6, &mut random_index)
-                    .ok_or_else(|| OutOfSubnets("IPv6 subnets".into()))?,
+                    .ok_or_else(|| Permanent("out of IPv6 subnets".into()))?,
             )
         } else {
             None
@@ -426,7 +395,7 @@ impl Registry {
         Ok(Some(OwnLease {
             key: *key,
             attrs: attrs.clone(),
-            etcd_lease: id,
+            lease_id: id,
             expires: Some(std::time::Instant::now() + LEASE_TTL),
         }))
     }
@@ -434,7 +403,7 @@ impl Registry {
     /// Renews `own` as upstream does: a fresh 24 h etcd lease and the key put again with it; the
     /// old etcd lease, now holding no key, is revoked.
     pub async fn renew(&self, own: &mut OwnLease) -> Result<()> {
-        if own.etcd_lease == 0 {
+        if own.lease_id == 0 {
             return Ok(());
         }
         let id = self.grant().await?;
@@ -442,8 +411,8 @@ impl Registry {
             self.revoke(id).await;
             return Err(e);
         }
-        self.revoke(own.etcd_lease).await;
-        own.etcd_lease = id;
+        self.revoke(own.lease_id).await;
+        own.lease_id = id;
         own.expires = Some(std::time::Instant::now() + LEASE_TTL);
         Ok(())
     }
@@ -466,7 +435,7 @@ impl Registry {
         let id = match &theirs {
             Some((l, _)) if l.attrs == own.attrs => return Ok(()),
             Some((l, _)) if l.attrs.public_ip != own.attrs.public_ip => return Ok(()),
-            _ if own.etcd_lease == 0 => 0,
+            _ if own.lease_id == 0 => 0,
             _ => self.grant().await?,
         };
         // Created only if still free (a new host may be claiming it this very moment), else

@@ -6,8 +6,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::etcd::LeaseEvent;
 use super::lease::{Lease, LeaseAttrs, LeaseKey};
+use super::manager::LeaseEvent;
 
 /// What a lease event means for this host.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod config;
 pub mod env;
 pub mod etcd;
+pub mod kube;
 pub mod lease;
 pub mod manager;
 pub mod peers;

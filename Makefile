@@ -4,11 +4,11 @@ CARGO ?= cargo
 STATIC_BIN := target/static/weft
 DEB_PACKAGES := build-essential pkg-config protobuf-compiler libprotobuf-dev ca-certificates \
 	musl-tools iproute2 iptables nftables procps containernetworking-plugins etcd-server \
-	etcd-client openssl curl docker.io systemd shellcheck iputils-ping iperf3 jq file hyperfine \
+	etcd-client openssl curl docker.io containerd systemd shellcheck iputils-ping iperf3 jq file hyperfine \
 	time python3 podman
 
-.PHONY: all build static check-static lab test validate bench demo demo-down dist vendor deps \
-	clean fuzz fuzz-tools
+.PHONY: all build static check-static lab test validate bench demo demo-down dist image vendor \
+	deps clean fuzz fuzz-tools
 
 all: build
 
@@ -61,6 +61,12 @@ demo: deps static lab
 # Removes what `make demo KEEP=1` left running (every demo recorded under /run/weft-demo).
 demo-down: lab
 	scripts/demo.sh --down
+
+# weft's container image, target/image/weft-VERSION-image.tar (see scripts/image.py): the static
+# binary alone, no base image, no network, no docker; `docker load -i` and `ctr images import`
+# read it, deploy/kube-flannel.yml runs it.
+image: check-static
+	python3 scripts/image.py --binary $(STATIC_BIN)
 
 # The air-gapped release: target/dist/weft-VERSION-linux-x86_64.tar.gz (see scripts/dist.sh).
 dist: check-static

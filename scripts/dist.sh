@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the air-gapped release tarball, weft-VERSION-linux-x86_64.tar.gz: the static binary,
-# install.sh and uninstall.sh, the systemd units, the example configs, README, LICENSE and
-# SHA256SUMS. `make dist` runs it after building the static binary.
+# install.sh and uninstall.sh, the systemd units, the example configs, the container image
+# archive (scripts/image.py) and the Kubernetes manifest, README, LICENSE and SHA256SUMS.
+# `make dist` runs it after building the static binary.
 #
 #   scripts/dist.sh [--binary PATH] [--out DIR]
 #
@@ -40,7 +41,7 @@ trap 'rm -rf "$stage"' EXIT
 d=$stage/$name
 # Modes set here, not inherited from the checkout or the umask.
 install -d -m 0755 "$d" "$d/bin" "$d/systemd" "$d/systemd/docker.service.d" \
-	"$d/etc" "$d/etc/flannel" "$d/etc/cni" "$d/etc/cni/net.d"
+	"$d/etc" "$d/etc/flannel" "$d/etc/cni" "$d/etc/cni/net.d" "$d/image" "$d/deploy"
 install -m 0755 "$binary" "$d/bin/weft"
 install -m 0755 "$root/scripts/install.sh" "$root/scripts/uninstall.sh" "$d/"
 install -m 0644 "$root/README.md" "$root/LICENSE" "$d/"
@@ -48,6 +49,10 @@ install -m 0644 "$root/scripts/dist/systemd/flanneld.service" "$d/systemd/"
 install -m 0644 "$root/scripts/dist/systemd/docker.service.d/10-flannel.conf" "$d/systemd/docker.service.d/"
 install -m 0644 "$root/scripts/dist/etc/flannel/options.env" "$d/etc/flannel/"
 install -m 0644 "$root/scripts/dist/etc/cni/net.d/10-flannel.conflist" "$d/etc/cni/net.d/"
+install -m 0644 "$root/deploy/kube-flannel.yml" "$d/deploy/"
+SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH python3 "$root/scripts/image.py" --binary "$binary" \
+	--out "$stage/image" >/dev/null
+install -m 0644 "$stage/image/weft-$version-image.tar" "$d/image/"
 
 (
 	cd "$d"

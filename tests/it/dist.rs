@@ -116,6 +116,7 @@ fn tarball_is_reproducible_and_complete() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "entries must be in byte order");
+    let image_entry = format!("image/{}", crate::image::image_name());
     for want in [
         "bin/weft",
         "install.sh",
@@ -127,6 +128,8 @@ fn tarball_is_reproducible_and_complete() {
         "systemd/docker.service.d/10-flannel.conf",
         "etc/flannel/options.env",
         "etc/cni/net.d/10-flannel.conflist",
+        "deploy/kube-flannel.yml",
+        image_entry.as_str(),
     ] {
         assert!(
             names.contains(&format!("{n}/{want}")),
@@ -157,6 +160,13 @@ fn tarball_is_reproducible_and_complete() {
     assert_eq!(
         std::fs::read(pkg.join("bin/weft")).unwrap(),
         std::fs::read(static_bin()).unwrap()
+    );
+    // The image archive is the one `make image` builds from the same binary.
+    let img = crate::image::build_image(&u.path().join("image"), "022");
+    assert!(
+        std::fs::read(pkg.join("image").join(crate::image::image_name())).unwrap()
+            == std::fs::read(img).unwrap(),
+        "the tarball's image differs from scripts/image.py's"
     );
 }
 

@@ -462,3 +462,107 @@ fn dockerd_runs_on_the_generated_options() {
     );
     assert_eq!(host_docker_state(), before, "dockerd touched the host");
 }
+
+/// The socket of the containerd that dockerd started for itself (under its exec root).
+fn containerd_sock(dir: &Path) -> Option<PathBuf> {
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                todo.push(p);
+            } else if p.file_name().is_some_and(|n| n == "containerd.sock") {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// `make image`'s archive, as the README tells a node to load it: `docker load -i` names it
+/// weft:VERSION, and `docker run` of it prints the static binary's version (its command), runs
+/// an applet by first argument and through its /opt/bin link; `ctr images import` into the
+/// containerd beside that dockerd takes the same archive under docker.io/library/weft:VERSION.
+#[test]
+fn dockerd_loads_and_runs_the_image() {
+    require_root();
+    docker_bins();
+    let before = host_docker_state();
+    let mut dk = Dockerd::new();
+    let t = dk.dir.path().to_path_buf();
+    let archive = crate::image::build_image(&t.join("image"), "022");
+    if let Err(log) = dk.start(None) {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED dockerd_loads_and_runs_the_image: dockerd cannot start on this \
+             machine. Its log:\n{log}\n!!!!!!!!\n"
+        );
+        return;
+    }
+    let tag = format!("weft:{}", env!("CARGO_PKG_VERSION"));
+    let out = dk.docker_ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains(&format!("Loaded image: {tag}")), "{out}");
+    let version = crate::dist_support::version_of(&crate::dist_support::static_bin());
+    let run = dk.docker(&["run", "--rm", "--network", "none", &tag]);
+    if !run.status.success() {
+        eprintln!(
+            "\n!!!!!!!! PARTLY SKIPPED dockerd_loads_and_runs_the_image: dockerd loaded the image \
+             but this machine cannot run a container: {}\n!!!!!!!!\n",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    } else {
+        assert_eq!(String::from_utf8_lossy(&run.stdout), version);
+        let list = dk.docker_ok(&["run", "--rm", "--network", "none", &tag, "--list"]);
+        assert!(list.lines().any(|l| l == "flanneld"), "{list}");
+        for entry in [
+            &["--entrypoint", "/opt/bin/loopback"][..],
+            &["--entrypoint", "/opt/bin/weft"],
+        ] {
+            let mut args = vec![
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-e",
+                "CNI_COMMAND=VERSION",
+            ];
+            args.extend_from_slice(entry);
+            args.push(&tag);
+            if entry[1].ends_with("weft") {
+                args.push("loopback");
+            }
+            let v: Value = serde_json::from_str(&dk.docker_ok(&args)).unwrap();
+            assert!(v["supportedVersions"].is_array(), "{entry:?}: {v}");
+        }
+    }
+
+    let sock = containerd_sock(&t).expect("dockerd's containerd socket under its exec root");
+    let ns = unique("weft-image-");
+    let ctr = |args: &[&str]| {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&sock)
+            .args(["--namespace", &ns])
+            .args(args)
+            .env_clear()
+            .env("PATH", PATH)
+            .output()
+            .expect("ctr (Debian's containerd) missing: make deps")
+    };
+    let o = ctr(&["images", "import", archive.to_str().unwrap()]);
+    assert!(o.status.success(), "ctr images import: {o:?}");
+    let o = ctr(&["images", "list", "--quiet"]);
+    assert!(o.status.success(), "{o:?}");
+    let names = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(names.trim(), format!("docker.io/library/{tag}"), "{names}");
+    let o = ctr(&["images", "check"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("complete"),
+        "ctr images check: {o:?}"
+    );
+
+    dk.stop();
+    assert!(dk.leftover_pids().is_empty(), "{:?}", dk.leftover_pids());
+    assert!(dk.cgroup_dirs().is_empty(), "{:?}", dk.cgroup_dirs());
+    assert_eq!(host_docker_state(), before, "dockerd touched the host");
+}

@@ -24,6 +24,7 @@ mod fuzz_regressions;
 mod host_local;
 mod host_local_go;
 mod iface;
+mod image;
 mod kube_manifest;
 mod loopback;
 mod mk_docker_opts;

@@ -4,8 +4,8 @@ CARGO ?= cargo
 STATIC_BIN := target/static/weft
 DEB_PACKAGES := build-essential pkg-config protobuf-compiler libprotobuf-dev ca-certificates \
 	musl-tools iproute2 iptables nftables procps containernetworking-plugins etcd-server \
-	etcd-client openssl curl docker.io containerd systemd shellcheck iputils-ping iperf3 jq file hyperfine \
-	time python3 podman
+	etcd-client openssl curl docker.io containerd systemd shellcheck iputils-ping iperf3 jq file \
+	hyperfine time python3 podman
 
 .PHONY: all build static check-static lab test validate bench demo demo-down dist image vendor \
 	deps clean fuzz fuzz-tools

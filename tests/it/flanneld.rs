@@ -406,23 +406,45 @@ fn vxlan_dual_stack_leases_devices_and_pods_reach_each_other_over_ipv6() {
         ]);
         pod6.push(ip6);
     }
-    wait_for(Duration::from_secs(10), "IPv6 peer routes", || {
-        let r = tb.hosts[0]
-            .ns
-            .ipj(&["-6", "route", "show", "dev", "flannel-v6.1"]);
-        (r.as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["dst"].as_str().unwrap_or("").starts_with("fd48:")))
-        .then_some(())
-    });
-    // The first packets wait for neighbour discovery on the fresh addresses.
-    wait_for(Duration::from_secs(15), "pod-to-pod ping over IPv6", || {
-        tb.hosts[0].pods[0]
-            .exec(&["ping", "-6", "-c", "1", "-W", "2", &pod6[1]])
-            .0
+    for h in &tb.hosts {
+        wait_for(Duration::from_secs(10), "IPv6 peer routes", || {
+            let r = h.ns.ipj(&["-6", "route", "show", "dev", "flannel-v6.1"]);
+            (r.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["dst"].as_str().unwrap_or("").starts_with("fd48:")))
             .then_some(())
-    });
+        });
+    }
+    // The first packets wait for neighbour discovery on the fresh addresses. On a timeout, what
+    // each host had programmed, to tell a slow machine from a missing entry.
+    let state = |tb: &Lab| {
+        tb.hosts
+            .iter()
+            .map(|h| {
+                let ip = |args: &[&str]| h.ns.exec(args).1;
+                format!(
+                    "{}:\n{}{}{}{}",
+                    h.name,
+                    ip(&["ip", "-6", "route"]),
+                    ip(&["ip", "-6", "neigh"]),
+                    ip(&["bridge", "fdb", "show", "dev", "flannel-v6.1"]),
+                    h.log()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    crate::common::overlay::wait_for_then(
+        Duration::from_secs(30),
+        || format!("pod-to-pod ping over IPv6\n{}", state(&tb)),
+        || {
+            tb.hosts[0].pods[0]
+                .exec(&["ping", "-6", "-c", "1", "-W", "2", &pod6[1]])
+                .0
+                .then_some(())
+        },
+    );
     let ips = pods_v4(&tb);
     assert!(tb.hosts[1].pods[0].ping(&ips[0]));
 }

@@ -71,8 +71,9 @@ pub fn start(w: Wanted, cfg: &NetworkConfig, own: &OwnLease, every: Duration) ->
     let mut rules = if w.nftables {
         remove_iptables_rules();
         let nft = Nft::new().context("EnableNFTables is set, but nftables cannot be used")?;
-        let random_fully = w.random_fully && w.ip_masq && tables::random_fully_supported(&nft);
-        if w.random_fully && w.ip_masq && !random_fully {
+        let wants_random_fully = w.random_fully && w.ip_masq;
+        let random_fully = wants_random_fully && tables::random_fully_supported(&nft);
+        if wants_random_fully && !random_fully {
             log::warn!("nftables: masquerade fully-random is not supported here; using masquerade");
         }
         let t = Tables {
@@ -88,11 +89,11 @@ pub fn start(w: Wanted, cfg: &NetworkConfig, own: &OwnLease, every: Duration) ->
     } else {
         remove_nftables_rules();
         let set = iptables_chains(w, cfg, own);
-        let mut r = Rules::Iptables(set.clone());
-        r.ensure()?;
         if set.is_empty() {
             return Ok(());
         }
+        let mut r = Rules::Iptables(set);
+        r.ensure()?;
         r
     };
     std::thread::Builder::new()

@@ -55,20 +55,8 @@ pub struct DaemonOptions {
     pub blackhole_route: bool,
 }
 
-/// The lease of our public IP names another weft host's VTEP: a misconfiguration that no retry
-/// fixes.
-#[derive(Debug)]
-struct AnotherHostsLease(String);
-
-impl std::fmt::Display for AnotherHostsLease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for AnotherHostsLease {}
-
-/// Whether we may take over `found`, the lease of our public IP (see [`backend::vtep_mac`]).
+/// Whether we may take over `found`, the lease of our public IP (see [`backend::vtep_mac`]). A
+/// lease naming another weft host's VTEP is a misconfiguration no retry fixes: [`Permanent`].
 fn may_take(found: &Lease, ours: &LeaseAttrs, adopt: bool) -> Result<()> {
     let Some(theirs) = backend::vtep_mac::other_hosts_vtep(&found.attrs, ours) else {
         return Ok(());
@@ -78,7 +66,7 @@ fn may_take(found: &Lease, ours: &LeaseAttrs, adopt: bool) -> Result<()> {
         log::warn!("-adopt-lease: taking over lease {key}, which names VTEP {theirs}");
         return Ok(());
     }
-    Err(AnotherHostsLease(format!(
+    Err(Permanent(format!(
         "the lease {key} of public IP {ip} names VTEP {theirs}, another host's device, not this \
          one's: is a second host running with -public-ip {ip}? Give each host its own \
          -public-ip; if that lease is this host's own (the address moved here, or its \
@@ -147,9 +135,7 @@ async fn acquire<M: SubnetManager>(
             .await
         {
             Ok(l) => return Ok(l),
-            // Neither is going to fix itself by retrying.
             Err(e) if e.downcast_ref::<Permanent>().is_some() => return Err(e),
-            Err(e) if e.downcast_ref::<AnotherHostsLease>().is_some() => return Err(e),
             Err(e) => {
                 let d = backoff.next_delay();
                 log::error!("{e:#}; retrying in {d:?}");

@@ -25,6 +25,8 @@ use super::Nft;
 
 pub const V4_TABLE: &str = "flannel-ipv4";
 pub const V6_TABLE: &str = "flannel-ipv6";
+/// (family, table): the order both are made, listed and deleted in.
+const TABLES: [(&str, &str); 2] = [("ip", V4_TABLE), ("ip6", V6_TABLE)];
 const MASQ_CHAIN: &str = "postrtg";
 const FORWARD_CHAIN: &str = "forward";
 /// The kube-proxy mark, as upstream's nftables mode matches it.
@@ -53,7 +55,7 @@ impl Tables {
     /// takes comments on tables and chains (see [`Nft::object_comments`]).
     pub fn script(&self, object_comments: bool) -> String {
         let mut s = String::new();
-        for (family, table, rules) in [("ip", V4_TABLE, &self.v4), ("ip6", V6_TABLE, &self.v6)] {
+        for ((family, table), rules) in TABLES.into_iter().zip([&self.v4, &self.v6]) {
             let comment = |text: &str| {
                 if object_comments {
                     format!(" comment \"{text}\" ;")
@@ -129,7 +131,7 @@ pub fn random_fully_supported(nft: &Nft) -> bool {
 /// Both tables as `nft list` prints them, missing ones as empty text.
 pub fn listing(nft: &Nft) -> Result<String> {
     let mut out = String::new();
-    for (family, table) in [("ip", V4_TABLE), ("ip6", V6_TABLE)] {
+    for (family, table) in TABLES {
         out += &nft.show(&["table", family, table])?.unwrap_or_default();
     }
     Ok(out)
@@ -173,7 +175,7 @@ impl Installed {
 /// Deletes both tables (what nftables mode made) where they exist; true when one did.
 pub fn remove(nft: &Nft) -> Result<bool> {
     let mut script = String::new();
-    for (family, table) in [("ip", V4_TABLE), ("ip6", V6_TABLE)] {
+    for (family, table) in TABLES {
         if nft.show(&["table", family, table])?.is_some() {
             script += &format!("delete table {family} {table}\n");
         }

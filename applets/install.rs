@@ -105,19 +105,24 @@ fn install_links(dir: &Path, exe: &Path, opts: &Options) -> Result<()> {
     Ok(())
 }
 
-fn install_copy(dir: &Path, exe: &Path, opts: &Options) -> Result<()> {
-    let dest = dir.join(COPY_NAME);
-    let bin = std::fs::read(exe).with_context(|| format!("cannot read {exe:?}"))?;
+/// Whether `dest` is already a plain file with exactly `bytes` and `mode`, so that writing it
+/// again would change nothing; a directory there is an error.
+fn holds(dest: &Path, bytes: &[u8], mode: u32) -> Result<bool> {
     let current = dest.symlink_metadata().ok();
     if current.as_ref().is_some_and(|m| m.is_dir()) {
         bail!("{dest:?} is a directory");
     }
-    let same = current.is_some_and(|m| {
+    Ok(current.is_some_and(|m| {
         m.is_file()
-            && m.permissions().mode() & 0o7777 == 0o755
-            && std::fs::read(&dest).is_ok_and(|b| b == bin)
-    });
-    if !same {
+            && m.permissions().mode() & 0o7777 == mode
+            && std::fs::read(dest).is_ok_and(|b| b == bytes)
+    }))
+}
+
+fn install_copy(dir: &Path, exe: &Path, opts: &Options) -> Result<()> {
+    let dest = dir.join(COPY_NAME);
+    let bin = std::fs::read(exe).with_context(|| format!("cannot read {exe:?}"))?;
+    if !holds(&dest, &bin, 0o755)? {
         // The binary before the links, so no link ever dangles.
         atomic_file::write(&dest, &bin, Mode::Fixed(0o755), Symlink::Replace)
             .with_context(|| format!("cannot copy {exe:?} to {dest:?}"))?;
@@ -177,16 +182,7 @@ pub fn install_conf(src: &Path, dest: &Path) -> Result<()> {
     let v: Value = serde_json::from_slice(&text).with_context(|| format!("{src:?} is not JSON"))?;
     check_network_config(&v)
         .with_context(|| format!("{src:?} is not a CNI network config or conflist"))?;
-    let current = dest.symlink_metadata().ok();
-    if current.as_ref().is_some_and(|m| m.is_dir()) {
-        bail!("{dest:?} is a directory");
-    }
-    let same = current.is_some_and(|m| {
-        m.is_file()
-            && m.permissions().mode() & 0o7777 == 0o644
-            && std::fs::read(dest).is_ok_and(|b| b == text)
-    });
-    if same {
+    if holds(dest, &text, 0o644)? {
         return Ok(());
     }
     atomic_file::write(dest, &text, Mode::Fixed(0o644), Symlink::Replace)?;

@@ -4,7 +4,7 @@
 //! config and layer, and a layer of /opt/bin/weft and its applet links with nothing of this host
 //! in it. tests/it/dockerd.rs loads it into a real dockerd and runs it.
 
-use crate::dist_support::{repo, static_bin};
+use crate::dist_support::{repo, run_release_script, static_bin};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -17,23 +17,8 @@ pub fn image_name() -> String {
 
 /// Runs scripts/image.py with `umask` into `out`; returns the archive.
 pub fn build_image(out: &Path, umask: &str) -> PathBuf {
-    let o = Command::new("sh")
-        .args(["-c", "umask \"$1\"; shift; exec \"$@\"", "sh", umask])
-        .arg("python3")
-        .arg(repo().join("scripts/image.py"))
-        .arg("--binary")
-        .arg(static_bin())
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "image.py: {o:?}");
-    let p = out.join(image_name());
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).trim(),
-        p.to_str().unwrap()
-    );
-    p
+    let cmd = ["python3".into(), repo().join("scripts/image.py").into()];
+    run_release_script(&cmd, out, umask, out.join(image_name()))
 }
 
 /// `tar -tv` of an archive: name → "mode owner size mtime [-> target]", in archive order.

@@ -40,24 +40,36 @@ pub fn tarball_name() -> String {
     format!("weft-{}-linux-x86_64", env!("CARGO_PKG_VERSION"))
 }
 
-/// Runs scripts/dist.sh with `umask` into `out`; returns the tarball.
-pub fn build_tarball(out: &Path, umask: &str) -> PathBuf {
+/// Runs a release script (`cmd`, e.g. `python3 .../image.py`) on the static binary with
+/// `umask`, writing into `out`; checks that it succeeded and printed `made`, the path it was to
+/// write, and returns that.
+pub fn run_release_script(
+    cmd: &[std::ffi::OsString],
+    out: &Path,
+    umask: &str,
+    made: PathBuf,
+) -> PathBuf {
     let o = Command::new("sh")
         .args(["-c", "umask \"$1\"; shift; exec \"$@\"", "sh", umask])
-        .arg(repo().join("scripts/dist.sh"))
+        .args(cmd)
         .arg("--binary")
         .arg(static_bin())
         .arg("--out")
         .arg(out)
         .output()
         .unwrap();
-    assert!(o.status.success(), "dist.sh: {o:?}");
-    let t = out.join(format!("{}.tar.gz", tarball_name()));
+    assert!(o.status.success(), "{cmd:?}: {o:?}");
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
-        t.to_str().unwrap()
+        made.to_str().unwrap()
     );
-    t
+    made
+}
+
+/// Runs scripts/dist.sh with `umask` into `out`; returns the tarball.
+pub fn build_tarball(out: &Path, umask: &str) -> PathBuf {
+    let t = out.join(format!("{}.tar.gz", tarball_name()));
+    run_release_script(&[repo().join("scripts/dist.sh").into()], out, umask, t)
 }
 
 /// One tarball for the tests of this process (cargo runs test binaries one after another).

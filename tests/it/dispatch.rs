@@ -118,11 +118,7 @@ fn install_is_idempotent_and_refuses_foreign_files() {
     assert_eq!(std::fs::read_link(dir.join("ptp")).unwrap(), exe);
     assert_eq!(std::fs::read_link(dir.join("bridge")).unwrap(), exe);
     assert_eq!(std::fs::read_link(dir.join("loopback")).unwrap(), exe);
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .filter(|n| n.to_string_lossy().starts_with('.'))
-        .collect();
+    let leftovers = hidden_files(&dir);
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
@@ -230,11 +226,7 @@ fn install_copy_mode_keeps_foreign_plugins_unless_asked() {
             "{name}"
         );
     }
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .filter(|n| n.to_string_lossy().starts_with('.'))
-        .collect();
+    let leftovers = hidden_files(&dir);
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // A different binary at DIR/weft (an older weft) is replaced by this one.
     std::fs::write(&copy, "an older weft\n").unwrap();
@@ -335,5 +327,14 @@ fn dist_like_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, S
             };
             (p.file_name().unwrap().to_string_lossy().into_owned(), what)
         })
+        .collect()
+}
+
+/// The dot files in `dir`: what an interrupted atomic write would leave.
+fn hidden_files(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
         .collect()
 }

@@ -21,6 +21,18 @@ pub fn build_image(out: &Path, umask: &str) -> PathBuf {
     run_release_script(&cmd, out, umask, out.join(image_name()))
 }
 
+/// Extracts `archive` into `dir`.
+fn untar(archive: &Path, dir: &Path) {
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success(), "tar -xf {archive:?}");
+}
+
 /// `tar -tv` of an archive: name → "mode owner size mtime [-> target]", in archive order.
 fn listing(tar: &Path) -> Vec<(String, String)> {
     let o = Command::new("tar")
@@ -101,14 +113,7 @@ fn image_is_reproducible_and_well_formed() {
 
     let dir = t.path().join("x");
     std::fs::create_dir_all(&dir).unwrap();
-    let st = Command::new("tar")
-        .arg("-xf")
-        .arg(&a)
-        .arg("-C")
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    untar(&a, &dir);
     let json = |p: &str| -> Value {
         serde_json::from_slice(&std::fs::read(dir.join(p)).unwrap()).unwrap()
     };
@@ -200,14 +205,7 @@ fn image_is_reproducible_and_well_formed() {
     assert_eq!(files, want);
     let rootfs = t.path().join("rootfs");
     std::fs::create_dir_all(&rootfs).unwrap();
-    let st = Command::new("tar")
-        .arg("-xf")
-        .arg(&layer_tar)
-        .arg("-C")
-        .arg(&rootfs)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    untar(&layer_tar, &rootfs);
     assert_eq!(
         std::fs::read(rootfs.join("opt/bin/weft")).unwrap(),
         std::fs::read(static_bin()).unwrap()
